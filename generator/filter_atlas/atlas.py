@@ -1,0 +1,132 @@
+"""Orchestration: spec -> model -> engine -> store, with progress and skipping of fresh filters."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import __version__
+from .engine import backend
+from .engine.optimize import LayerRenderer
+from .engine.recipes import get_recipe
+from .models import ConvLayer, LoadedModel, load_model
+from .naturals import natural_images
+from .spec import AtlasSpec
+from .store import Store, digest
+
+ENGINE_VERSION = 1  # bump when a code change alters rendered pixels
+
+
+@dataclass(frozen=True)
+class Summary:
+    rendered: int
+    skipped: int
+    dead: int
+    manifest: Path
+
+
+def open_model(spec: AtlasSpec) -> LoadedModel:
+    return load_model(spec.model, spec.weights, spec.seed, spec.preprocess)
+
+
+def weights_label(loaded: LoadedModel) -> str:
+    """How the manifest names the weights: 'imagenet', 'random' or 'file:<name>'."""
+    if loaded.weights in ("imagenet", "random"):
+        return loaded.weights
+    return f"file:{Path(loaded.weights).name}"
+
+
+def run_record(loaded: LoadedModel, layers: list[ConvLayer]) -> dict:
+    """What the manifest says about the run that made a set of images."""
+    return {
+        "model": loaded.slug,
+        "weights": weights_label(loaded),
+        "weights_sha256": loaded.weights_sha256,
+        "trained": loaded.trained,
+        "preprocess": loaded.preprocess,
+        "backend": backend.name(),
+        "device": backend.device(),
+        "versions": {"filter-atlas": __version__, **backend.versions()},
+        "layers": [
+            {"name": c.name, "filters": c.filters, "output_shape": list(c.output_shape)}
+            for c in layers
+        ],
+    }
+
+
+def render(spec: AtlasSpec, quiet: bool = False, force: bool = False) -> Summary:
+    """Render every filter the spec selects that the store does not hold fresh (all if ``force``)."""
+    recipe = get_recipe(spec.recipe).with_steps(spec.steps)
+    backend_name = backend.name()
+    loaded = open_model(spec)
+    layers = loaded.resolve_layers(spec.layers, spec.size)
+    selected = [(layer, spec.selection.pick(layer.name, layer.filters, spec.seed)) for layer in layers]
+    store = Store(spec.out)  # only now, when the input is known to be good, touch the disk
+    run = run_record(loaded, loaded.conv_layers(spec.size))
+
+    def key(layer: str, index: int) -> str:
+        return digest({
+            "engine": ENGINE_VERSION, "model": loaded.slug, "weights": loaded.weights_sha256,
+            "preprocess": loaded.preprocess, "layer": layer, "index": index,
+            "recipe": recipe.key(), "size": spec.size, "seed": spec.seed, "backend": backend_name,
+        })
+
+    # Batches are fixed groups of the layer's selection, never "whatever is pending": an image
+    # then never depends on which other filters were fresh, so a resumed run gives the same bytes.
+    plan: list[tuple[ConvLayer, list[list[int]]]] = []
+    skipped = 0
+    for layer, chosen in selected:
+        groups = [chosen[i : i + spec.batch] for i in range(0, len(chosen), spec.batch)]
+        stale = [g for g in groups if force or not all(
+            store.fresh(loaded.slug, layer.name, i, recipe.name, key(layer.name, i)) for i in g)]
+        skipped += len(chosen) - sum(map(len, stale))
+        if stale:
+            plan.append((layer, stale))
+
+    total = sum(len(i) for _, groups in plan for i in groups) * recipe.steps
+    rendered = dead = 0
+    naturals = natural_images(spec.size) if plan else None
+    with tqdm(total=total, desc="atlas", unit="step", disable=quiet or not total,
+              dynamic_ncols=True) as overall:
+        for layer, groups in plan:
+            renderer = LayerRenderer(loaded.preact_model(layer.name), loaded.preprocess_fn(),
+                                     recipe, spec.size)
+            best_natural = renderer.channel_means(naturals).max(axis=0)
+            with tqdm(total=sum(map(len, groups)) * recipe.steps, desc=layer.name, unit="step",
+                      leave=False, disable=quiet, dynamic_ncols=True) as layer_bar:
+                for chunk in groups:
+                    began = time.perf_counter()
+
+                    def advance(_step: int, n: int = len(chunk)) -> None:
+                        layer_bar.update(n)
+                        overall.update(n)
+
+                    results = renderer.render(layer.name, chunk, spec.seed, advance)
+                    seconds = (time.perf_counter() - began) / len(chunk)
+                    entries = []
+                    for res in results:
+                        image, thumb = store.paths(loaded.slug, layer.name, res.index, recipe.name)
+                        is_dead = res.activation <= 0.0
+                        dead += is_dead
+                        entries.append(({
+                            "model": loaded.slug, "layer": layer.name, "index": res.index,
+                            "image": image, "thumbnail": thumb, "recipe": recipe.name,
+                            "steps": recipe.steps, "size": spec.size, "seed": spec.seed,
+                            "start_activation": round(res.start_activation, 4),
+                            "activation": round(res.activation, 4),
+                            "natural_activation": round(float(best_natural[res.index]), 4),
+                            "dead": is_dead, "trained": loaded.trained,
+                            "seconds": round(seconds, 3), "key": key(layer.name, res.index),
+                        }, res.image))
+                    store.put(run, entries)
+                    rendered += len(chunk)
+                    if quiet:
+                        acts = ", ".join(f"#{r.index}={r.activation:.1f}" for r in results)
+                        print(f"{loaded.slug} {layer.name}: {acts} ({seconds:.1f} s/filter)",
+                              file=sys.stderr)
+    store.save()
+    return Summary(rendered, skipped, dead, spec.out / "manifest.json")

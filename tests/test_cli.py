@@ -1,0 +1,129 @@
+"""The filter-atlas command: listing, rendering, skipping, resuming, and the JAX backend."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import DEAD_FILTER, read_pngs
+
+SMALL = ("--size", "32", "--steps", "6", "--recipe", "lucid")
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def test_layers_lists_every_conv_layer(cli, weights_path):
+    code, out, _ = cli("layers", "--weights", weights_path)
+    assert code == 0
+    rows = [line.split()[:2] for line in out.splitlines()[1:]]
+    assert len(rows) == 13
+    assert rows[0] == ["block1_conv1", "64"] and rows[-1] == ["block5_conv3", "512"]
+    assert "(14, 14, 512)" in out.splitlines()[-1]
+
+
+def test_render_writes_images_thumbnails_and_manifest(cli, weights_path, tmp_path):
+    out = tmp_path / "atlas"
+    code, stdout, _ = cli("render", "--weights", weights_path, "--layers", "block1_conv1,block2_conv1",
+                          "--sample", "2", "--out", out, "--quiet", *SMALL)
+    assert code == 0 and "rendered 4, skipped 0" in stdout
+    data = manifest(out)
+    assert len(data["filters"]) == 4
+    (run,) = data["runs"].values()
+    assert run["model"] == "vgg16" and run["weights"] == "file:vgg16_imagenet_notop.h5"
+    assert run["backend"] == "tensorflow" and run["device"] == "cpu" and run["trained"]
+    assert len(run["weights_sha256"]) == 64 and "tensorflow" in run["versions"]
+    for entry in data["filters"]:
+        assert {"layer", "index", "image", "thumbnail", "recipe", "steps", "size", "seed", "start_activation",
+                "activation", "natural_activation", "dead", "seconds"} <= set(entry)
+        assert entry["size"] == 32 and entry["steps"] == 6 and not entry["dead"]
+        assert (out / entry["image"]).is_file() and (out / entry["thumbnail"]).is_file()
+        assert entry["natural_activation"] > 0
+    assert not list(out.rglob("*.tmp"))
+
+    # Unchanged inputs: nothing to do. A corrupt image is re-rendered; --force renders all.
+    code, stdout, _ = cli("render", "--weights", weights_path, "--layers", "block1_conv1,block2_conv1",
+                          "--sample", "2", "--out", out, "--quiet", *SMALL)
+    assert "rendered 0, skipped 4" in stdout
+    before = read_pngs(out)
+    victim = out / data["filters"][0]["image"]
+    victim.write_bytes(victim.read_bytes()[:50])
+    code, stdout, _ = cli("render", "--weights", weights_path, "--layers", "block1_conv1,block2_conv1",
+                          "--sample", "2", "--out", out, "--quiet", *SMALL)
+    assert "rendered 2, skipped 2" in stdout  # the corrupt image's whole batch (its layer)
+    assert read_pngs(out) == before
+    code, stdout, _ = cli("render", "--weights", weights_path, "--layers", "block1_conv1,block2_conv1",
+                          "--sample", "2", "--out", out, "--quiet", "--force", *SMALL)
+    assert "rendered 4, skipped 0" in stdout
+    # A changed setting changes the key: that filter is rendered again.
+    code, stdout, _ = cli("render", "--weights", weights_path, "--layers", "block1_conv1",
+                          "--sample", "2", "--out", out, "--quiet", "--size", "32", "--steps", "7")
+    assert "rendered 2, skipped 0" in stdout
+
+
+def test_dead_filter_is_marked_and_ships_no_image(cli, tiny_model_path, tmp_path):
+    out = tmp_path / "atlas"
+    code, _, _ = cli("render", "--model", tiny_model_path, "--layers", "conv_b", "--filters", "all",
+                     "--size", "16", "--steps", "10", "--out", out, "--quiet")
+    assert code == 0
+    entries = {e["index"]: e for e in manifest(out)["filters"]}
+    assert entries[DEAD_FILTER]["dead"] and entries[DEAD_FILTER]["image"] is None
+    assert sum(e["dead"] for e in entries.values()) == 1
+    assert len(list((out / "tiny" / "conv_b").glob("*.png"))) == 5
+
+
+def _command(out: Path, weights: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "filter_atlas", "render", "--weights", str(weights), "--out", str(out),
+            "--layers", "block1_conv1,block3_conv2,block4_conv1", "--sample", "2", "--size", "64",
+            "--steps", "40", "--quiet", *extra]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+
+
+def test_killed_run_resumes_with_identical_results(tmp_path, weights_path):
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    proc = subprocess.Popen(_command(killed, weights_path), env=_env(), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (killed / "manifest.json").exists():
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = manifest(killed)
+    assert 0 < len(partial["filters"]) < 6
+    done = subprocess.run(_command(killed, weights_path), env=_env(), cwd=tmp_path,
+                          capture_output=True, text=True, check=True)
+    assert f"skipped {len(partial['filters'])} fresh" in done.stdout
+    subprocess.run(_command(clean, weights_path), env=_env(), cwd=tmp_path, capture_output=True, check=True)
+    assert read_pngs(killed) == read_pngs(clean)
+    assert not list(killed.rglob("*.tmp"))
+    strip = [{k: v for k, v in e.items() if k != "seconds"} for e in manifest(killed)["filters"]]
+    assert strip == [{k: v for k, v in e.items() if k != "seconds"} for e in manifest(clean)["filters"]]
+
+
+def test_jax_backend_renders_the_same_filters(tmp_path, weights_path):
+    pytest.importorskip("jax")
+    args = ["--layers", "block2_conv1", "--filters", "5,9", "--size", "48", "--steps", "24"]
+    runs = {}
+    for backend in ("jax", "tensorflow"):
+        out = tmp_path / backend
+        cmd = [sys.executable, "-m", "filter_atlas", "render", "--backend", backend, "--weights",
+               str(weights_path), "--out", str(out), "--quiet", *args]
+        subprocess.run(cmd, env=_env(), cwd=tmp_path, capture_output=True, check=True)
+        runs[backend] = manifest(out)
+    assert next(iter(runs["jax"]["runs"].values()))["backend"] == "jax"
+    for a, b in zip(runs["jax"]["filters"], runs["tensorflow"]["filters"], strict=True):
+        assert a["activation"] > 5 * a["start_activation"]
+        assert a["activation"] == pytest.approx(b["activation"], rel=0.05)
+        assert a["key"] != b["key"]  # the backend is part of the cache key

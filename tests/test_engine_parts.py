@@ -1,0 +1,105 @@
+"""The engine's building blocks against independent NumPy references."""
+
+import numpy as np
+import pytest
+from filter_atlas.engine import objectives, transforms
+from filter_atlas.engine.param import FourierParam, PixelParam
+from filter_atlas.engine.recipes import KERAS_VIS, LUCID, get_recipe
+from filter_atlas.errors import AtlasError
+from filter_atlas.models import preprocessor
+from keras import ops
+
+from .conftest import rgb
+
+
+def np_(x):
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+@pytest.mark.parametrize("size", [16, 17])
+def test_fourier_param_is_the_inverse_real_dft(size):
+    param = FourierParam(size)
+    params = np.stack([param.init(np.random.default_rng(s)) * 100 for s in range(2)])
+    spectrum = (params[:, 0] + 1j * params[:, 1]) * param._scale
+    expected = np.fft.irfft2(spectrum, s=(size, size)).transpose(0, 2, 3, 1) / 4.0
+    np.testing.assert_allclose(np_(param.spatial(params)), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_fourier_image_is_in_unit_range_and_starts_near_grey():
+    param = FourierParam(32)
+    image = np_(param.to_image(param.init(np.random.default_rng(0))[None]))
+    assert image.shape == (1, 32, 32, 3)
+    assert image.min() > 0.0 and image.max() < 1.0
+    assert abs(image.mean() - 0.5) < 0.05
+
+
+def test_pixel_param_starts_grey_with_noise():
+    image = PixelParam(64).init(np.random.default_rng(0))
+    assert abs(image.mean() - 127.5) < 2 and 10 < image.std() < 15
+
+
+def test_integer_shift_with_wrap_is_an_exact_roll():
+    images = rgb(0)
+    params = np.array([[3, -2, 1, 0], [-16, 5, 1, 0]], dtype="float32")
+    out = np_(transforms.warp(images, params, wrap=True))
+    for k, (tx, ty) in enumerate(params[:, :2].astype(int)):
+        np.testing.assert_array_equal(out[k], np.roll(images[k], (ty, tx), axis=(0, 1)))
+
+
+def test_shift_without_wrap_reveals_grey_padding():
+    images = rgb(1)
+    out = np_(transforms.warp(images, np.array([[4, 0, 1, 0]] * 2, dtype="float32"), wrap=False))
+    np.testing.assert_array_equal(out[:, :, :4], 0.5)
+    np.testing.assert_array_equal(out[:, :, 4:], images[:, :, :-4])
+
+
+def test_rotation_by_90_degrees_turns_the_image():
+    images = rgb(2)
+    params = np.array([[0, 0, 1, np.pi / 2]] * 2, dtype="float32")
+    out = np_(transforms.warp(images, params, wrap=False))
+    # a positive angle turns the image clockwise on screen (y points down)
+    np.testing.assert_allclose(out, np.rot90(images, k=-1, axes=(1, 2)), atol=1e-5)
+
+
+def test_draws_respect_the_recipe_ranges_and_are_seeded():
+    a = transforms.draw(np.random.default_rng(0), LUCID, 500)
+    assert np.array_equal(a, transforms.draw(np.random.default_rng(0), LUCID, 500))
+    assert np.abs(a[:, :2]).max() == LUCID.jitter + LUCID.second_jitter
+    assert np.abs(a[:, 2, None] - np.array(LUCID.scales)[None]).min(axis=1).max() < 1e-6
+    assert np.abs(np.rad2deg(a[:, 3])).max() == pytest.approx(10)
+    kv = transforms.draw(np.random.default_rng(0), KERAS_VIS, 500)
+    assert np.abs(kv[:, :2]).max() == 16 and np.all(kv[:, 2] == 1) and np.all(kv[:, 3] == 0)
+
+
+def test_channel_activation_scores_each_images_own_channel():
+    preact = np.zeros((2, 4, 4, 3), dtype="float32")
+    preact[0, :, :, 1] = 2.0
+    preact[1, :2, :, 2] = -4.0
+    preact[1, 2:, :, 2] = 1.0
+    onehot = np.eye(3, dtype="float32")[[1, 2]]
+    np.testing.assert_allclose(np_(objectives.channel_activation(preact, onehot, False)), [2.0, 0.5])
+    np.testing.assert_allclose(np_(objectives.channel_activation(preact, onehot, True)), [2.0, -1.5])
+
+
+def test_penalties_match_keras_vis_definitions():
+    x = rgb(3, (1, 5, 6, 3)) * 10
+    n = x.size
+    lp = (np.abs(x) ** 6).sum() ** (1 / 6) / n
+    tv = (((x[:, 1:, :-1] - x[:, :-1, :-1]) ** 2 + (x[:, :-1, 1:] - x[:, :-1, :-1]) ** 2) ** 1.0).sum() / n
+    np.testing.assert_allclose(np_(objectives.lp_norm(x, 6.0)), [lp], rtol=1e-5)
+    np.testing.assert_allclose(np_(objectives.total_variation(x, 2.0)), [tv], rtol=1e-5)
+
+
+def test_caffe_preprocessing_matches_keras_vgg16():
+    from keras.applications.vgg16 import preprocess_input
+
+    images = rgb(4)
+    expected = preprocess_input(images * 255.0)
+    np.testing.assert_allclose(np_(preprocessor("caffe")(images)), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_unknown_recipe_and_preprocessing():
+    with pytest.raises(AtlasError, match="unknown recipe 'deepdream'"):
+        get_recipe("deepdream")
+    with pytest.raises(AtlasError, match="unknown preprocessing"):
+        preprocessor("bgr")
