@@ -36,9 +36,13 @@ def test_render_writes_images_thumbnails_and_manifest(cli, weights_path, tmp_pat
     data = manifest(out)
     assert len(data["filters"]) == 4
     (run,) = data["runs"].values()
-    assert run["model"] == "vgg16" and run["weights"] == "file:vgg16_imagenet_notop.h5"
-    assert run["backend"] == "tensorflow" and run["device"] == "cpu" and run["trained"]
-    assert len(run["weights_sha256"]) == 64 and "tensorflow" in run["versions"]
+    assert run["backend"] == "tensorflow" and run["device"] == "cpu" and "tensorflow" in run["versions"]
+    model = data["models"]["vgg16"]
+    assert model["weights"] == "file:vgg16_imagenet_notop.h5" and model["trained"]
+    assert len(model["weights_sha256"]) == 64 and model["preprocess"] == "caffe"
+    assert [layer["name"] for layer in model["layers"]][:2] == ["block1_conv1", "block1_conv2"]
+    assert model["layers"][0] == {"name": "block1_conv1", "filters": 64, "output_shape": [32, 32, 64],
+                                  "receptive_field": 3}
     for entry in data["filters"]:
         assert {"layer", "index", "image", "thumbnail", "recipe", "steps", "size", "seed", "start_activation",
                 "activation", "natural_activation", "dead", "seconds"} <= set(entry)

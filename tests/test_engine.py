@@ -66,6 +66,15 @@ def test_same_inputs_give_identical_images(vgg16):
     assert not np.array_equal(a[0].image, c[0].image)
 
 
+def test_receptive_fields_of_vgg16(vgg16):
+    layers = {c.name: c for c in vgg16.conv_layers(224)}
+    # VGG16: 3, 5 | 10, 14 | 24, 32, 40 | 60, 76, 92 | 132, 164, 196 (conv5_3); 212 after pool5.
+    assert [layers[n].receptive_field for n in ("block1_conv1", "block1_conv2", "block2_conv1")] == [3, 5, 10]
+    assert layers["block3_conv2"].receptive_field == 32
+    assert layers["block5_conv3"].receptive_field == 196
+    assert layers["block4_conv1"].output_shape == (28, 28, 512)
+
+
 def test_untrained_weights_are_seeded_and_labelled():
     a = load_model("vgg16", "random", seed=3)
     b = load_model("vgg16", "random", seed=3)

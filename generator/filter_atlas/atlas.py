@@ -40,21 +40,29 @@ def weights_label(loaded: LoadedModel) -> str:
     return f"file:{Path(loaded.weights).name}"
 
 
-def run_record(loaded: LoadedModel, layers: list[ConvLayer]) -> dict:
-    """What the manifest says about the run that made a set of images."""
+def model_record(loaded: LoadedModel, size: int) -> dict:
+    """What the manifest says about a model: weights, preprocessing and its conv layers."""
     return {
-        "model": loaded.slug,
+        "name": loaded.name,
         "weights": weights_label(loaded),
         "weights_sha256": loaded.weights_sha256,
         "trained": loaded.trained,
         "preprocess": loaded.preprocess,
+        "input_size": size,
+        "layers": [
+            {"name": c.name, "filters": c.filters, "output_shape": list(c.output_shape),
+             "receptive_field": c.receptive_field}
+            for c in loaded.conv_layers(size)
+        ],
+    }
+
+
+def run_record() -> dict:
+    """What the manifest says about the software and hardware that rendered a set of images."""
+    return {
         "backend": backend.name(),
         "device": backend.device(),
         "versions": {"filter-atlas": __version__, **backend.versions()},
-        "layers": [
-            {"name": c.name, "filters": c.filters, "output_shape": list(c.output_shape)}
-            for c in layers
-        ],
     }
 
 
@@ -66,7 +74,8 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False) -> Summary
     layers = loaded.resolve_layers(spec.layers, spec.size)
     selected = [(layer, spec.selection.pick(layer.name, layer.filters, spec.seed)) for layer in layers]
     store = Store(spec.out)  # only now, when the input is known to be good, touch the disk
-    run = run_record(loaded, loaded.conv_layers(spec.size))
+    store.describe_model(loaded.slug, model_record(loaded, spec.size))
+    run = run_record()
 
     def key(layer: str, index: int) -> str:
         return digest({

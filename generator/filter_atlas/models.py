@@ -53,6 +53,7 @@ class ConvLayer:
     name: str
     filters: int
     output_shape: tuple[int | None, ...]
+    receptive_field: int  # input pixels (per side) that one output position sees
 
 
 @dataclass
@@ -82,8 +83,9 @@ class LoadedModel:
         shapes = probe.compute_output_shape((1, size, size, 3))
         if len(convs) == 1:
             shapes = [shapes]
+        fields = receptive_fields(self.model)
         return [
-            ConvLayer(layer.name, int(layer.filters), tuple(shape[1:]))
+            ConvLayer(layer.name, int(layer.filters), tuple(shape[1:]), fields[layer.name])
             for layer, shape in zip(convs, shapes, strict=True)
         ]
 
@@ -128,6 +130,27 @@ class LoadedModel:
     def preprocess_fn(self):
         """Map a batch of [0, 1] RGB images to what the model expects (Keras ops, traceable)."""
         return preprocessor(self.preprocess)
+
+
+def receptive_fields(model: keras.Model) -> dict[str, int]:
+    """Receptive field side of every layer, walking the layers in order.
+
+    Exact for chains of convolutions and poolings such as VGG; for branching models it follows
+    layer order, so it is an estimate there.
+    """
+    field, jump, out = 1, 1, {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            size, stride, dilation = layer.kernel_size[0], layer.strides[0], layer.dilation_rate[0]
+        elif isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)):
+            size, stride, dilation = layer.pool_size[0], layer.strides[0], 1
+        else:
+            out[layer.name] = field
+            continue
+        field += (size - 1) * dilation * jump
+        jump *= stride
+        out[layer.name] = field
+    return out
 
 
 class _PreActivation(keras.layers.Layer):

@@ -84,7 +84,7 @@ class Store:
     def _load(self) -> dict[str, Any]:
         path = self.root / MANIFEST
         if not path.exists():
-            return {"schema": SCHEMA, "runs": {}, "filters": []}
+            return {"schema": SCHEMA, "models": {}, "runs": {}, "filters": []}
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -113,6 +113,10 @@ class Store:
         image = self.root / entry["image"]
         return image.is_file() and hashlib.sha256(image.read_bytes()).hexdigest() == entry["sha256"]
 
+    def describe_model(self, slug_: str, record: dict[str, Any]) -> None:
+        """Record (or refresh) what the manifest says about a model."""
+        self.manifest["models"][slug_] = record
+
     def put(self, run: dict[str, Any], entries: list[tuple[dict[str, Any], np.ndarray]]) -> None:
         """Write each live filter's image and thumbnail, then the manifest that lists them."""
         run_id = digest(run)[:12]
@@ -139,5 +143,6 @@ class Store:
         self.manifest["filters"] = [self._by_id[k] for k in sorted(self._by_id)]
         used = {e["run"] for e in self.manifest["filters"]}
         self.manifest["runs"] = {k: v for k, v in sorted(self.manifest["runs"].items()) if k in used}
+        self.manifest["models"] = dict(sorted(self.manifest["models"].items()))
         text = json.dumps(self.manifest, indent=1, sort_keys=True) + "\n"
         atomic_write(self.root / MANIFEST, text.encode())
