@@ -13,8 +13,9 @@ from . import __version__
 from .engine import backend
 from .engine.optimize import LayerRenderer
 from .engine.recipes import get_recipe
-from .models import ConvLayer, LoadedModel, load_model
+from .models import LoadedModel, load_model
 from .naturals import natural_images
+from .shards import Shard, partition, plan_digest
 from .spec import AtlasSpec
 from .store import Store, digest
 
@@ -66,8 +67,11 @@ def run_record() -> dict:
     }
 
 
-def render(spec: AtlasSpec, quiet: bool = False, force: bool = False) -> Summary:
-    """Render every filter the spec selects that the store does not hold fresh (all if ``force``)."""
+def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Shard | None = None) -> Summary:
+    """Render every filter the spec selects that the store does not hold fresh (all if ``force``).
+
+    With ``shard``, only that shard's share of the batches (see ``shards.partition``).
+    """
     recipe = get_recipe(spec.recipe).with_steps(spec.steps)
     backend_name = backend.name()
     loaded = open_model(spec)
@@ -85,16 +89,20 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False) -> Summary
         })
 
     # Batches are fixed groups of the layer's selection, never "whatever is pending": an image
-    # then never depends on which other filters were fresh, so a resumed run gives the same bytes.
-    plan: list[tuple[ConvLayer, list[list[int]]]] = []
-    skipped = 0
-    for layer, chosen in selected:
-        groups = [chosen[i : i + spec.batch] for i in range(0, len(chosen), spec.batch)]
-        stale = [g for g in groups if force or not all(
-            store.fresh(loaded.slug, layer.name, i, recipe.name, key(layer.name, i)) for i in g)]
-        skipped += len(chosen) - sum(map(len, stale))
-        if stale:
-            plan.append((layer, stale))
+    # then never depends on which other filters were fresh, or on sharding, so a resumed or
+    # sharded run gives the same bytes.
+    jobs = [(layer, chosen[i : i + spec.batch])
+            for layer, chosen in selected for i in range(0, len(chosen), spec.batch)]
+    if shard is not None:
+        owner = partition([len(g) * recipe.steps * layer.cost for layer, g in jobs], shard.count)
+        store.mark_shard({"index": shard.index, "count": shard.count,
+                          "plan": plan_digest([key(layer.name, i) for layer, g in jobs for i in g])})
+        jobs = [job for job, o in zip(jobs, owner, strict=True) if o == shard.index - 1]
+    stale = [(layer, g) for layer, g in jobs if force or not all(
+        store.fresh(loaded.slug, layer.name, i, recipe.name, key(layer.name, i)) for i in g)]
+    skipped = sum(len(g) for _, g in jobs) - sum(len(g) for _, g in stale)
+    plan = [(layer, [g for lay, g in stale if lay is layer]) for layer in layers]
+    plan = [(layer, groups) for layer, groups in plan if groups]
 
     total = sum(len(i) for _, groups in plan for i in groups) * recipe.steps
     rendered = dead = 0

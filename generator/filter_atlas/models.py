@@ -54,6 +54,7 @@ class ConvLayer:
     filters: int
     output_shape: tuple[int | None, ...]
     receptive_field: int  # input pixels (per side) that one output position sees
+    cost: float  # multiply-adds of all conv layers up to this one, per image (order of layers)
 
 
 @dataclass
@@ -84,10 +85,12 @@ class LoadedModel:
         if len(convs) == 1:
             shapes = [shapes]
         fields = receptive_fields(self.model)
-        return [
-            ConvLayer(layer.name, int(layer.filters), tuple(shape[1:]), fields[layer.name])
-            for layer, shape in zip(convs, shapes, strict=True)
-        ]
+        out, total = [], 0.0
+        for layer, shape in zip(convs, shapes, strict=True):
+            kh, kw, c_in, c_out = layer.kernel.shape
+            total += float(np.prod([d or 1 for d in shape[1:3]])) * kh * kw * c_in * c_out
+            out.append(ConvLayer(layer.name, int(layer.filters), tuple(shape[1:]), fields[layer.name], total))
+        return out
 
     def resolve_layers(self, names: tuple[str, ...], size: int) -> list[ConvLayer]:
         """The conv layers named (all of them when ``names`` is empty), validated for ``size``."""

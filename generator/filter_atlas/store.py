@@ -128,12 +128,23 @@ class Store:
             else:
                 data = png_bytes(image)
                 for rel, blob in ((entry["image"], data), (entry["thumbnail"], png_bytes(thumbnail(image)))):
-                    atomic_write(self._inside(rel), blob)
+                    atomic_write(self.inside(rel), blob)
                 entry["sha256"] = hashlib.sha256(data).hexdigest()
             self._by_id[self._identity(entry)] = entry
         self.save()
 
-    def _inside(self, rel: str) -> Path:
+    def adopt(self, runs: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+        """Take finished entries (images already in place) and the runs they name."""
+        self.manifest["runs"].update(runs)
+        for entry in entries:
+            self._by_id[self._identity(entry)] = entry
+
+    def mark_shard(self, info: dict[str, Any]) -> None:
+        """Label this tree as one shard of a sharded render (merge checks the labels)."""
+        self.manifest["shard"] = info
+
+    def inside(self, rel: str) -> Path:
+        """``root / rel``, refusing any path that would land outside the root."""
         path = (self.root / rel).resolve()
         if not path.is_relative_to(self.root.resolve()):
             raise AtlasError(f"refusing to write outside {self.root}: {rel}")

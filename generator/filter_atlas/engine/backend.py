@@ -44,7 +44,7 @@ def jit(fn: Callable) -> Callable:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # new batch shapes retrace by design; no warning needed
-    return tf.function(fn, jit_compile=True, reduce_retracing=True)
+    return tf.function(fn, jit_compile=True)
 
 
 def device() -> str:
