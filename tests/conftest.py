@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -74,3 +75,82 @@ def read_pngs(root: Path) -> dict[str, bytes]:
 
 def rgb(seed: int, shape=(2, 16, 16, 3)) -> np.ndarray:
     return np.random.default_rng(seed).random(shape).astype("float32")
+
+
+# --- The site: synthetic atlases in the real manifest format -------------------------------------
+
+# VGG16's conv layers: name, filters, output side at 224 px, receptive field (px).
+VGG16_LAYERS = [
+    ("block1_conv1", 64, 224, 3), ("block1_conv2", 64, 224, 5),
+    ("block2_conv1", 128, 112, 10), ("block2_conv2", 128, 112, 14),
+    ("block3_conv1", 256, 56, 24), ("block3_conv2", 256, 56, 32), ("block3_conv3", 256, 56, 40),
+    ("block4_conv1", 512, 28, 60), ("block4_conv2", 512, 28, 76), ("block4_conv3", 512, 28, 92),
+    ("block5_conv1", 512, 14, 132), ("block5_conv2", 512, 14, 164), ("block5_conv3", 512, 14, 196),
+]
+
+
+def grating(period: float, hue: int, side: int) -> np.ndarray:
+    """An RGB sine grating: ``period`` px per cycle, colour from ``hue`` (0..5)."""
+    y, x = np.mgrid[:side, :side]
+    wave = 0.5 + 0.5 * np.sin(2 * np.pi * (x + 0.5 * y) / period)
+    colour = np.array([(hue >> 0) & 1, (hue >> 1) & 1, (hue >> 2) & 1], dtype=float) * 0.8 + 0.2
+    return (255 * wave[..., None] * colour).astype("uint8")
+
+
+def write_atlas(out: Path, layers: dict[str, list[int]], *, variants=(("vgg16", "lucid"),),
+                dead: frozenset = frozenset(), size: int = 32, models: bool = True) -> dict:
+    """Write images, thumbnails and ``manifest.json`` as the store lays them out, for ``layers``
+    (name -> filter indices) of each (model, recipe) in ``variants``; a model whose name ends in
+    ``-untrained`` is VGG16 with random weights. Images are gratings whose period grows with
+    depth; files are hard links to a few encoded PNGs, so thousands of filters stay cheap."""
+    from filter_atlas.store import Store, png_bytes, thumbnail
+
+    store = Store(out)
+    info = {name: (filters, side, rf) for name, filters, side, rf in VGG16_LAYERS}
+    pool: dict[tuple[int, int], tuple[Path, Path]] = {}
+    entries = []
+    for model, recipe in variants:
+        trained = not model.endswith("-untrained")
+        for depth, (layer, indices) in enumerate(layers.items()):
+            for index in indices:
+                image, thumb = store.paths(model, layer, index, recipe)
+                is_dead = (model, layer, index) in dead
+                if not is_dead:
+                    key = (depth, index % 6)
+                    if key not in pool:
+                        pixels = grating(2.5 + 3 * depth, index % 6, size)
+                        pool[key] = (out / f".pool-{len(pool)}.png", out / f".pool-{len(pool)}-t.png")
+                        pool[key][0].write_bytes(png_bytes(pixels))
+                        pool[key][1].write_bytes(png_bytes(thumbnail(pixels)))
+                    for src, rel in zip(pool[key], (image, thumb), strict=True):
+                        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                        (out / rel).unlink(missing_ok=True)
+                        os.link(src, out / rel)
+                entries.append({
+                    "model": model, "layer": layer, "index": index, "recipe": recipe,
+                    "image": None if is_dead else image, "thumbnail": None if is_dead else thumb,
+                    "steps": 8, "size": size, "seed": 0, "start_activation": 0.5,
+                    "activation": 0.0 if is_dead else round(10 + index * 0.37 + depth, 4),
+                    "natural_activation": round(4 + (index % 7) * 2.5, 4), "dead": is_dead,
+                    "trained": trained, "seconds": 0.1, "key": f"{model}/{layer}/{index}/{recipe}",
+                    "sha256": None if is_dead else "0" * 64, "run": "run0",
+                })
+    for src in pool.values():
+        for path in src:
+            path.unlink()
+    manifest = {
+        "schema": 1, "runs": {"run0": {"backend": "tensorflow", "device": "cpu",
+                                       "versions": {"filter-atlas": "0.1.0", "keras": "3"}}},
+        "models": {model: {
+            "name": model.removesuffix("-untrained"), "trained": not model.endswith("-untrained"),
+            "weights": "random" if model.endswith("-untrained") else "imagenet",
+            "weights_sha256": "ab" * 32, "preprocess": "caffe", "input_size": size,
+            "layers": [{"name": name, "filters": info[name][0] if name in info else 8,
+                        "output_shape": [info[name][1] * size // 224 if name in info else size] * 2
+                        + [info[name][0] if name in info else 8],
+                        "receptive_field": info[name][2] if name in info else 3} for name in layers],
+        } for model in dict.fromkeys(m for m, _ in variants)} if models else {},
+        "filters": entries,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return manifest

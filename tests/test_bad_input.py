@@ -28,6 +28,7 @@ def render(cli, weights, *args):
     (("--layers", "block1_conv1", "--steps", "-5"), "--steps must be positive"),
     (("--layers", "block1_conv1", "--recipe", "dream"), "unknown recipe 'dream'"),
     (("--model", "vgg61"), "unknown model 'vgg61'"),
+    (("--layers", "block1_conv1", "--shard", "3/2"), "need 1 <= i <= n"),
 ])
 def test_bad_render_arguments(cli, weights_path, tmp_path, args, needle):
     _check(render(cli, weights_path, *args), needle, tmp_path)
@@ -85,3 +86,7 @@ def test_argument_errors_are_one_line(cli, tmp_path):
     with pytest.raises(SystemExit) as exc:
         cli("render", "--size", "big")
     assert exc.value.code == 2
+
+
+def test_merge_of_incomplete_shards(cli, tmp_path):
+    _check(cli("merge", tmp_path / "nowhere", "--out", "out"), "cannot read shard manifest", tmp_path)

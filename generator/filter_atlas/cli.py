@@ -1,4 +1,4 @@
-"""The ``filter-atlas`` command line: ``layers`` and ``render``.
+"""The ``filter-atlas`` command line: ``layers``, ``render``, ``merge``, ``pages`` and ``build``.
 
 Bad input ends with one line on stderr and exit code 2, never a traceback.
 """
@@ -9,9 +9,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import AtlasError
-from .spec import build_spec, read_config
+from .spec import AtlasSpec, build_spec, read_config
+
+if TYPE_CHECKING:
+    from . import atlas as atlas_types
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,9 +24,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, default=Path("pyproject.toml"),
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", type=Path, default=Path("pyproject.toml"),
                         help="pyproject.toml holding [tool.filter-atlas] (default: ./pyproject.toml)")
+    common = argparse.ArgumentParser(add_help=False, parents=[config])
     common.add_argument("--backend", choices=("tensorflow", "jax"),
                         help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
     common.add_argument("--model", help="keras.applications name (vgg16, vgg19, ...) or a .keras/.h5 file")
@@ -47,6 +52,26 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--out", type=Path, help="output directory (default docs/atlas)")
     render.add_argument("--force", action="store_true", help="re-render even fresh filters")
     render.add_argument("--quiet", action="store_true", help="log lines instead of progress bars")
+    render.add_argument("--shard", help="render only shard i of n (e.g. 2/4), balanced by cost; see merge")
+    merge = sub.add_parser("merge", help="combine the output trees of all shards of one render")
+    merge.add_argument("shard_dirs", nargs="+", type=Path, metavar="SHARD_DIR")
+    merge.add_argument("--out", type=Path, default=Path("docs/atlas"),
+                       help="merged atlas (default docs/atlas)")
+    merge.set_defaults(backend=None)
+
+    site = argparse.ArgumentParser(add_help=False)
+    site.add_argument("--out", type=Path, help="the atlas folder, with manifest.json (default docs/atlas)")
+    site.add_argument("--docs", type=Path, default=Path("docs"),
+                      help="where the pages go; must contain the atlas (default: docs)")
+    pages = sub.add_parser("pages", parents=[config, site], help="write the Markdown pages from the manifest")
+    pages.set_defaults(backend=None)
+    build = sub.add_parser("build", parents=[common, site],
+                           help="render what is missing, write the pages, then mkdocs build --strict")
+    build.add_argument("--mkdocs", type=Path, default=Path("mkdocs.yml"),
+                       help="MkDocs configuration (default: ./mkdocs.yml)")
+    build.add_argument("--site", type=Path, help="output folder (default: the configuration's site_dir)")
+    build.add_argument("--no-render", action="store_true", help="skip rendering: pages and site only")
+    build.add_argument("--quiet", action="store_true", help="log lines instead of progress bars")
     return parser
 
 
@@ -70,7 +95,15 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k, None) for k in
                  ("model", "weights", "preprocess", "size", "seed", "layers", "sample",
                   "filters", "recipe", "steps", "batch", "out")}
+    if args.command == "merge":
+        from .shards import merge
+
+        count = merge(args.shard_dirs, args.out)
+        print(f"merged {count} filters from {len(args.shard_dirs)} shards -> {args.out}")
+        return 0
     spec = build_spec(read_config(args.config), overrides)
+    if args.command in ("pages", "build"):
+        return _site(args, spec)
     from . import atlas  # imports Keras: only after the backend is chosen
 
     if args.command == "layers":
@@ -80,7 +113,30 @@ def _run(args: argparse.Namespace) -> int:
         for layer in loaded.conv_layers(spec.size):
             print(f"{layer.name:<24} {layer.filters:>7}  {layer.output_shape}")
         return 0
-    summary = atlas.render(spec, quiet=args.quiet, force=args.force)
+    from .shards import Shard
+
+    shard = Shard.parse(args.shard) if args.shard else None
+    _report(atlas.render(spec, quiet=args.quiet, force=args.force, shard=shard), spec)
+    return 0
+
+
+def _report(summary: atlas_types.Summary, spec: AtlasSpec) -> None:
     print(f"rendered {summary.rendered}, skipped {summary.skipped} fresh, {summary.dead} dead "
           f"({spec.selection.describe()} per layer) -> {summary.manifest}")
+
+
+def _site(args: argparse.Namespace, spec: AtlasSpec) -> int:
+    """``pages``: the Markdown pages; ``build``: render what is missing, the pages, then the site."""
+    from .pages import write_pages
+
+    if args.command == "build" and not args.no_render:
+        from . import atlas  # imports Keras: only after the backend is chosen
+
+        _report(atlas.render(spec, quiet=args.quiet), spec)
+    files, changed = write_pages(spec.out, args.docs)
+    print(f"pages: {changed} of {files} files changed -> {args.docs}")
+    if args.command == "build":
+        from .site import build_site
+
+        print(f"site: {build_site(args.mkdocs, args.docs, args.site)}")
     return 0

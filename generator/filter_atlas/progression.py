@@ -1,0 +1,138 @@
+"""The shallow-to-deep measurements: image statistics per layer and their chart as inline SVG.
+
+Spatial frequency: the energy-weighted mean radial frequency (cycles per pixel) of the
+Hann-windowed, mean-removed luminance spectrum. Colourfulness: Hasler & Süsstrunk (2003) on
+0-255 RGB. Both are medians over up to ``MAX_MEASURED`` live images of a layer, evenly spaced
+in index order, so a 512-filter layer costs the same as a 64-filter one.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from markupsafe import escape
+from PIL import Image
+
+MAX_MEASURED = 64
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Medians over the measured images of one layer (None when it has no live image)."""
+
+    measured: int
+    frequency: float | None
+    colourfulness: float | None
+    ratio: float | None  # achieved activation / best natural-photo activation
+
+
+def image_stats(path: Path) -> tuple[float, float]:
+    """(mean spatial frequency in cycles/px, colourfulness) of one PNG."""
+    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+    grey = rgb @ np.array([0.299, 0.587, 0.114])
+    grey -= grey.mean()
+    h, w = grey.shape
+    power = np.abs(np.fft.fft2(grey * np.outer(np.hanning(h), np.hanning(w)))) ** 2
+    radius = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
+    total = power.sum()
+    frequency = float((power * radius).sum() / total) if total > 0 else 0.0
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    rg, yb = r - g, 0.5 * (r + g) - b
+    colourfulness = float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+    return frequency, colourfulness
+
+
+def layer_stats(images: Sequence[Path], ratios: Sequence[float]) -> LayerStats:
+    """Medians of the image statistics (evenly spaced subsample) and of the activation ratios."""
+    step = max(1, -(-len(images) // MAX_MEASURED))
+    measured = [image_stats(p) for p in images[::step]]
+    ratio = round(statistics.median(ratios), 3) if ratios else None
+    if not measured:
+        return LayerStats(0, None, None, ratio)
+    return LayerStats(
+        len(measured),
+        round(statistics.median(m[0] for m in measured), 3),
+        round(statistics.median(m[1] for m in measured), 1),
+        ratio,
+    )
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    css: str  # class of the line: fa-trained or fa-untrained
+    values: Sequence[float | None]
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    series: Sequence[Series]
+
+
+PANEL_W, PANEL_H, PAD_L, PAD_B, PAD_T = 330, 230, 46, 74, 26
+
+
+def chart_svg(layers: Sequence[str], panels: Sequence[Panel]) -> str:
+    """Small multiples, two panels per row: one line per series over the layers, shallow to deep."""
+    rows = -(-len(panels) // 2)
+    width, height = 2 * PANEL_W, rows * PANEL_H + 24
+    parts = [f'<svg class="fa-chart" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-labelledby="fa-chart-title"><title id="fa-chart-title">Per-layer measurements, '
+             f'shallow to deep</title>']
+    for n, panel in enumerate(panels):
+        parts.append(_panel(panel, layers, (n % 2) * PANEL_W, (n // 2) * PANEL_H))
+    legend_y = rows * PANEL_H + 12
+    labels = {s.css: s.label for panel in panels for s in panel.series}
+    for n, (css, label) in enumerate(sorted(labels.items())):
+        x = PAD_L + n * 170
+        parts.append(f'<line class="{css}" x1="{x}" y1="{legend_y}" x2="{x + 24}" y2="{legend_y}"/>'
+                     f'<text x="{x + 30}" y="{legend_y + 4}">{escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _panel(panel: Panel, layers: Sequence[str], left: int, top: int) -> str:
+    plot_w, plot_h = PANEL_W - PAD_L - 12, PANEL_H - PAD_T - PAD_B
+    values = [v for s in panel.series for v in s.values if v is not None]
+    top_value = _nice_ceiling(max(values, default=1.0))
+
+    def x(i: int) -> float:
+        return left + PAD_L + (plot_w * (i + 0.5) / max(len(layers), 1))
+
+    def y(v: float) -> float:
+        return top + PAD_T + plot_h * (1 - v / top_value)
+
+    out = [f'<g><text class="fa-chart-title" x="{left + PAD_L}" y="{top + 14}">{escape(panel.title)}</text>']
+    for frac in (0, 0.5, 1):
+        v = top_value * frac
+        out.append(f'<line class="fa-grid-line" x1="{left + PAD_L}" y1="{y(v):.1f}" '
+                   f'x2="{left + PAD_L + plot_w}" y2="{y(v):.1f}"/>'
+                   f'<text class="fa-tick" x="{left + PAD_L - 4}" y="{y(v) + 4:.1f}">{v:g}</text>')
+    for i, name in enumerate(layers):
+        label = name if len(name) <= 14 else name[:13] + "…"
+        out.append(f'<text class="fa-layer" transform="translate({x(i):.1f} {top + PAD_T + plot_h + 10}) '
+                   f'rotate(-40)">{escape(label)}</text>')
+    for s in panel.series:
+        points = [(x(i), y(v)) for i, v in enumerate(s.values) if v is not None]
+        if len(points) > 1:
+            out.append(f'<polyline class="{s.css}" points="'
+                       + " ".join(f"{px:.1f},{py:.1f}" for px, py in points) + '"/>')
+        out.extend(f'<circle class="{s.css}" cx="{px:.1f}" cy="{py:.1f}" r="3"/>' for px, py in points)
+    out.append("</g>")
+    return "".join(out)
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten that is >= ``value`` (1 for <= 0)."""
+    if value <= 0:
+        return 1.0
+    power = 10.0 ** np.floor(np.log10(value))
+    for step in (1, 2, 2.5, 5):
+        if step * power >= value:
+            return float(step * power)
+    return float(10 * power)

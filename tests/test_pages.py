@@ -1,0 +1,320 @@
+"""The site: Markdown pages from the manifest, escaping and sanitizing, determinism, the measured
+progression, and strict MkDocs builds of the committed atlas and of a full-size synthetic one."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import markdown
+import numpy as np
+import pytest
+from filter_atlas.errors import AtlasError
+from filter_atlas.mkdocs_hooks import expand
+from filter_atlas.pages import markdown_text, render_pages, shell, write_pages
+from filter_atlas.progression import MAX_MEASURED, Panel, Series, chart_svg, image_stats, layer_stats
+from filter_atlas.site import build_site
+from filter_atlas.store import png_bytes
+
+from .conftest import REPO, VGG16_LAYERS, grating, write_atlas
+
+MKDOCS = REPO / "mkdocs.yml"
+EVIL_LAYER = "<script>alert(1)</script>"
+EVIL_MODEL = "<img src=x onerror=alert(2)>"
+TRAVERSAL = "../../x"
+MARKDOWNY = "a|b*c_[d](e)#f `g` {h} \\i"
+
+
+class Html(HTMLParser):
+    """The tags (with attributes), element ids and text of one built page."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, {k: v or "" for k, v in attrs}))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    @property
+    def ids(self) -> set[str]:
+        return {a["id"] for _, a in self.tags if "id" in a}
+
+
+def build(docs: Path, site: Path) -> dict[str, Html]:
+    """Pages + strict build; every page parsed, by path relative to the site."""
+    write_pages(docs / "atlas", docs)
+    build_site(MKDOCS, docs, site)
+    return {p.relative_to(site).as_posix(): Html(p.read_text("utf-8")) for p in sorted(site.rglob("*.html"))}
+
+
+def check_site(site: Path, pages: dict[str, Html]) -> None:
+    """No asset from another host; every local link and anchor resolves; every image has alt text;
+    gallery images are lazy thumbnails that open the full-size image."""
+    for name, page in pages.items():
+        for tag, attrs in page.tags:
+            url = attrs.get("src") if tag in ("script", "img", "iframe", "source") else \
+                attrs.get("href") if tag == "link" else None
+            assert not url or not re.match(r"(https?:)?//", url), f"{name}: external asset {url}"
+            if tag == "img":
+                assert attrs.get("alt", "").strip(), f"{name}: image without alt text: {attrs}"
+            if tag in ("a", "img", "link", "script") and (url := attrs.get("href") or attrs.get("src")):
+                if re.match(r"[a-z]+:|//", url):
+                    continue
+                path, _, anchor = url.partition("#")
+                target = site / path[1:] if path.startswith("/") else (site / name).parent / path if path \
+                    else site / name
+                assert target.resolve().is_file(), f"{name}: broken link {url}"
+                if anchor and target.suffix == ".html":
+                    key = target.resolve().relative_to(site.resolve()).as_posix()
+                    assert anchor in pages[key].ids, f"{name}: missing anchor {url}"
+        tiles = [a for tag, a in page.tags if tag == "figure" and "fa-tile" in a.get("class", "")]
+        images = [a for tag, a in page.tags if tag == "img" and "/thumbs/" in a["src"]]
+        if name.startswith("blocks/"):
+            assert len({t["id"] for t in tiles}) == len(tiles) > 0
+            assert all(i.get("loading") == "lazy" for i in images)
+        zooms = [a["href"] for tag, a in page.tags if tag == "a" and a.get("class") == "glightbox"]
+        assert len(zooms) == len(images) and not any("/thumbs/" in z for z in zooms)
+
+
+@pytest.fixture
+def docs(tmp_path) -> Path:
+    return tmp_path / "docs"
+
+
+def test_committed_pages_are_fresh_and_build_strictly(tmp_path):
+    atlas = REPO / "docs/atlas"
+    if not (atlas / "manifest.json").is_file():
+        pytest.skip("no committed atlas")
+    pages = render_pages(atlas, REPO / "docs")
+    stale = [rel for rel, text in pages.items()
+             if not (REPO / "docs" / rel).is_file() or (REPO / "docs" / rel).read_text("utf-8") != text]
+    assert not stale, f"run 'filter-atlas pages': {stale} differ from the committed manifest"
+    committed = {p.relative_to(REPO / "docs").as_posix() for p in (REPO / "docs/blocks").glob("*.md")}
+    assert committed == {rel for rel in pages if rel.startswith("blocks/")}
+    site = build_site(MKDOCS, site_dir=tmp_path / "site")  # the repository's docs, as a clone has them
+    built = {p.relative_to(site).as_posix(): Html(p.read_text("utf-8")) for p in site.rglob("*.html")}
+    check_site(site, built)
+    manifest = json.loads((atlas / "manifest.json").read_text())
+    live = [e for e in manifest["filters"] if not e["dead"]]
+    images = {a["src"].rsplit("/atlas/", 1)[-1] for name, page in built.items() if name.startswith("blocks/")
+              for tag, a in page.tags if tag == "img"}
+    assert images == {e["thumbnail"] for e in live}
+
+
+def test_full_vgg16_atlas_builds_strictly_within_a_minute(docs, tmp_path):
+    write_atlas(docs / "atlas", {name: list(range(n)) for name, n, _, _ in VGG16_LAYERS}, size=64)
+    began = time.perf_counter()
+    pages = build(docs, tmp_path / "site")
+    seconds = time.perf_counter() - began
+    assert seconds < 60, f"pages + mkdocs build took {seconds:.0f} s"
+    block5 = pages["blocks/block5.html"]
+    tiles = [a["id"] for tag, a in block5.tags if tag == "figure" and "fa-tile" in a.get("class", "")]
+    assert len(tiles) == 3 * 512 and tiles[0] == "block5_conv1-0" and tiles[-1] == "block5_conv3-511"
+    grids = [a["class"] for tag, a in block5.tags if tag == "div" and "fa-grid" in a.get("class", "")]
+    assert grids == ["fa-grid fa-compact"] * 3
+    assert sorted(pages) == sorted(["404.html", "index.html", "filters.html", "activation-maximization.html",
+                                    "progression.html", "publish.html", "reproduce.html"]
+                                   + [f"blocks/block{n}.html" for n in range(1, 6)])
+    check_site(tmp_path / "site", pages)
+    index = json.loads((tmp_path / "site/search/search_index.json").read_text())
+    assert any(d["location"].startswith("blocks/block5.html#block5_conv3") for d in index["docs"])
+
+
+def test_user_names_are_escaped_and_files_stay_inside_docs(docs, tmp_path):
+    layers = {EVIL_LAYER: [0, 1], TRAVERSAL: [2], MARKDOWNY: [3]}
+    write_atlas(docs / "atlas", layers, variants=((EVIL_MODEL, "lucid"), ("vgg16", "lucid")))
+    before = {p for p in tmp_path.rglob("*")}
+    pages = build(docs, tmp_path / "site")
+    written = {p for p in tmp_path.rglob("*")} - before
+    assert written and all(p.resolve().is_relative_to(tmp_path.resolve()) for p in written)
+    assert {p.relative_to(docs).as_posix() for p in written if p.is_relative_to(docs)
+            and p.suffix == ".md" and "blocks" in p.parts} == {
+        "blocks/script_alert_1_script.md", "blocks/x.md", "blocks/a_b_c__d_e_f_g_h_i.md"}
+    assert all(p.is_relative_to(docs) or p.is_relative_to(tmp_path / "site") for p in written)
+
+    check_site(tmp_path / "site", pages)
+    for name, page in pages.items():
+        raw = (tmp_path / "site" / name).read_text("utf-8")
+        assert EVIL_LAYER not in raw and EVIL_MODEL not in raw, name
+        assert not any("onerror" in attrs for _, attrs in page.tags), name
+        for _, attrs in page.tags:  # GLightbox inserts titles as HTML: they must stay text after that
+            if "data-title" in attrs:
+                assert "<" not in attrs["data-title"], attrs["data-title"]
+    gallery = pages["blocks/script_alert_1_script.html"]
+    headings = "".join(gallery.text)
+    assert EVIL_LAYER in headings and EVIL_MODEL in headings
+    for name in (TRAVERSAL, MARKDOWNY):
+        text = "".join(pages[f"blocks/{'x' if name == TRAVERSAL else 'a_b_c__d_e_f_g_h_i'}.html"].text)
+        assert name in text
+    reproduce = "".join(pages["reproduce.html"].text)
+    assert shell(EVIL_LAYER) in reproduce and shell(MARKDOWNY) in reproduce
+
+
+def test_markdown_text_renders_names_literally():
+    md = markdown.Markdown(extensions=["tables", "attr_list", "md_in_html", "toc"])
+    for name in (EVIL_LAYER, EVIL_MODEL, TRAVERSAL, MARKDOWNY, "**bold** _x_ &amp; <b>", "1. item", "# h"):
+        text = markdown_text(name)
+        html = md.reset().convert(f"## {text} {{ #anchor }}\n\n| a |\n|---|\n| {text} |")
+        parsed = Html(html)
+        assert [t for t, _ in parsed.tags] == ["h2", "table", "thead", "tr", "th", "tbody", "tr", "td"], html
+        assert "".join(parsed.text).split("\n").count(name) == 2, html
+    assert markdown_text("a\nb\x00c") == "a b c"
+
+
+def test_shell_words_round_trip():
+    for arg in ("block1_conv1", EVIL_LAYER, TRAVERSAL, MARKDOWNY, "it's", ""):
+        assert shlex.split(shell(arg)) == [arg]
+    odd = "a\nb'c\\d\te"
+    assert "\n" not in shell(odd)
+    echoed = subprocess.run(["bash", "-c", f"printf %s {shell(odd)}"], capture_output=True, text=True)
+    assert echoed.stdout == odd
+
+
+def test_pages_are_deterministic_and_rewritten_only_when_changed(docs):
+    write_atlas(docs / "atlas", {"block1_conv1": [0, 1], "block2_conv1": [4], "block3_conv1": [7]})
+    first = render_pages(docs / "atlas", docs)
+    assert render_pages(docs / "atlas", docs) == first
+    assert write_pages(docs / "atlas", docs) == (len(first), len(first))
+    assert write_pages(docs / "atlas", docs) == (len(first), 0)
+    (docs / "blocks/block9.md").write_text("stale")
+    shutil.rmtree(docs / "atlas")
+    write_atlas(docs / "atlas", {"block1_conv1": [0, 1]})
+    assert write_pages(docs / "atlas", docs)[1] > 0
+    assert sorted(p.name for p in (docs / "blocks").iterdir()) == ["block1.md"]
+
+
+def test_untrained_row_recipe_comparison_and_dead_filters(docs):
+    layers = {"block1_conv1": [1, 5], "block4_conv1": [300]}
+    dead = frozenset({("vgg16", "block4_conv1", 300)})
+    write_atlas(docs / "atlas", layers, dead=dead)
+    pages = render_pages(docs / "atlas", docs)
+    assert ("filter-atlas render --model vgg16 --weights random --recipe lucid \\\n"
+            "        --layers block1_conv1 --filters 1,5 --size 32 --seed 0 --steps 8") in \
+        pages["progression.md"]
+    assert ("filter-atlas render --model vgg16 --weights imagenet --recipe keras-vis \\\n"
+            "        --layers block4_conv1 --filters 300 --size 32 --seed 0\n") in \
+        pages["activation-maximization.md"]
+    tile = re.search(r'<figure class="fa-tile fa-dead" id="block4_conv1-300">.*?</figure>',
+                     pages["blocks/block4.md"])
+    assert tile and "<img" not in tile.group() and '<span class="fa-label">dead</span>' in tile.group()
+
+    write_atlas(docs / "atlas", layers, dead=dead, variants=(
+        ("vgg16", "lucid"), ("vgg16", "keras-vis"), ("vgg16-untrained", "lucid")))
+    pages = render_pages(docs / "atlas", docs)
+    progression, comparison = pages["progression.md"], pages["activation-maximization.md"]
+    assert "--weights random" not in progression and "--recipe keras-vis" not in comparison
+    # Block 1's best filter (activation / natural photo) and its twin; block 4's is dead: no row.
+    assert re.findall(r'href="blocks/(block\d\.html#[\w-]+)"', progression) == [
+        "block1.html#block1_conv1-1", "block1.html#block1_conv1-1-vgg16-untrained-lucid"]
+    assert "untrained</span>" in progression
+    assert re.findall(r'href="blocks/(block\d\.html#[\w-]+)"', comparison) == [
+        "block1.html#block1_conv1-1", "block1.html#block1_conv1-1-vgg16-keras-vis",
+        "block1.html#block1_conv1-5", "block1.html#block1_conv1-5-vgg16-keras-vis",
+        "block4.html#block4_conv1-300", "block4.html#block4_conv1-300-vgg16-keras-vis"]
+    gallery = pages["blocks/block1.md"]
+    assert gallery.index('id="block1_conv1-1"') < gallery.index("### vgg16 · keras\\-vis") < \
+        gallery.index("### vgg16\\-untrained · lucid (untrained)")
+    assert "fa-label\">untrained" in gallery.split("### vgg16\\-untrained")[1]
+
+
+def test_manifests_that_cannot_be_published_are_refused(docs, tmp_path):
+    write_atlas(docs / "atlas", {"block1_conv1": [0]})
+    with pytest.raises(AtlasError, match="inside the docs directory"):
+        render_pages(docs / "atlas", tmp_path / "elsewhere")
+    manifest = json.loads((docs / "atlas/manifest.json").read_text())
+    for image, message in (("../../outside.png", "leaves the atlas directory"),
+                           ("/etc/passwd", "leaves the atlas directory"),
+                           ("vgg16/block1_conv1/9999-lucid.png", "missing")):
+        manifest["filters"][0]["image"] = image
+        (docs / "atlas/manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(AtlasError, match=message):
+            render_pages(docs / "atlas", docs)
+    (docs / "atlas/manifest.json").write_text('{"schema": 1, "filters": [{"model": "m"}]}')
+    with pytest.raises(AtlasError, match="malformed manifest"):
+        render_pages(docs / "atlas", docs)
+
+
+def test_build_is_strict(docs, tmp_path):
+    write_atlas(docs / "atlas", {"block1_conv1": [0]})
+    write_pages(docs / "atlas", docs)
+    (docs / "index.md").write_text((docs / "index.md").read_text() + "\n[gone](missing.md)\n")
+    with pytest.raises(AtlasError, match="strict mode"):
+        build_site(MKDOCS, docs, tmp_path / "site")
+
+
+def test_manifest_without_models_section_still_publishes(docs, tmp_path):
+    write_atlas(docs / "atlas", {"block1_conv1": [0, 3], "block2_conv1": [9]}, models=False)
+    pages = build(docs, tmp_path / "site")
+    check_site(tmp_path / "site", pages)
+    assert "not recorded" in "".join(pages["reproduce.html"].text)
+
+
+def test_image_statistics_measure_frequency_and_colour(tmp_path):
+    for period in (3.0, 6.0, 12.0):
+        path = tmp_path / f"{period}.png"
+        path.write_bytes(png_bytes(grating(period, 7, 96)))
+        frequency, colourfulness = image_stats(path)
+        assert frequency == pytest.approx(np.hypot(1, 0.5) / period, rel=0.1)
+        assert colourfulness < 1  # grating(hue=7) is grey
+    red_green = np.zeros((32, 32, 3), "uint8")
+    red_green[::2, :, 0] = 255
+    red_green[1::2, :, 1] = 255
+    (tmp_path / "rg.png").write_bytes(png_bytes(red_green))
+    assert image_stats(tmp_path / "rg.png")[1] > 100
+    files = [tmp_path / "3.0.png"] * 200
+    stats = layer_stats(files, [2.0, 4.0, 9.0])
+    assert MAX_MEASURED // 2 <= stats.measured <= MAX_MEASURED and stats.ratio == 4.0
+    assert layer_stats([], []) == type(stats)(0, None, None, None)
+
+
+def test_progression_chart_is_an_inline_svg_of_the_measurements(docs):
+    svg = chart_svg([EVIL_LAYER, "b"], [Panel("P", [Series("trained", "fa-trained", [1.0, 3.0]),
+                                                   Series("untrained", "fa-untrained", [None, 2.0])])])
+    assert svg.startswith("<svg") and "&lt;script&gt;" in svg and "<script" not in svg
+    assert svg.count("<polyline") == 1 and svg.count("<circle") == 3 and "http" not in svg
+
+    write_atlas(docs / "atlas", {"block1_conv1": [0, 1], "block3_conv1": [2, 3], "block5_conv1": [4]},
+                variants=(("vgg16", "lucid"), ("vgg16-untrained", "lucid")))
+    page = render_pages(docs / "atlas", docs)["progression.md"]
+    rows = re.findall(r"^\| \[(block\d\\_conv1)\].*?\| (\d+) \| (\d+) \| ([\d.]+) \|", page, re.M)
+    assert [r[:3] for r in rows] == [("block1\\_conv1", "3", "2"), ("block3\\_conv1", "24", "2"),
+                                     ("block5\\_conv1", "132", "1")]
+    frequencies = [float(r[3]) for r in rows]  # the gratings get coarser with depth
+    assert frequencies == sorted(frequencies, reverse=True) and frequencies[0] > 2 * frequencies[-1]
+    assert page.count('<polyline class="fa-untrained"') == 3  # one per measured panel
+
+
+def test_nav_hook_lists_gallery_pages_in_natural_order(tmp_path):
+    for name in ("block10.md", "block2.md", "block1.md", "notes.txt"):
+        (tmp_path / "blocks").mkdir(exist_ok=True)
+        (tmp_path / "blocks" / name).write_text("# x")
+    nav = [{"Home": "index.md"}, {"Gallery": "blocks/"}, {"More": [{"G": "blocks/"}]}, "plain.md"]
+    blocks = ["blocks/block1.md", "blocks/block2.md", "blocks/block10.md"]
+    assert expand(nav, tmp_path) == [{"Home": "index.md"}, {"Gallery": blocks}, {"More": [{"G": blocks}]},
+                                     "plain.md"]
+
+
+def test_cli_pages_and_build(cli, tmp_path):
+    write_atlas(tmp_path / "docs/atlas", {"block1_conv1": [0, 2]})
+    code, out, err = cli("pages")
+    assert code == 0 and "-> docs" in out and (tmp_path / "docs/blocks/block1.md").is_file()
+    code, out, err = cli("build", "--no-render", "--mkdocs", MKDOCS, "--site", tmp_path / "site")
+    assert code == 0, err
+    assert (tmp_path / "site/blocks/block1.html").is_file() and "0 of" in out
+    write_atlas(tmp_path / "outside", {"block1_conv1": [0]})
+    for args, message in ((("pages", "--out", "outside"), "must be inside the docs directory"),
+                          (("pages", "--out", "docs/none"), "no manifest"),
+                          (("build", "--no-render", "--mkdocs", "none.yml"), "no MkDocs configuration")):
+        code, out, err = cli(*args)
+        assert code == 2 and err.count("\n") == 1 and message in err, err
