@@ -11,7 +11,7 @@ from .conftest import DEAD_FILTER
 
 
 def renderer(loaded, layer, recipe="lucid", steps=32, size=48):
-    return LayerRenderer(loaded.preact_model(layer), loaded.preprocess_fn(),
+    return LayerRenderer(*loaded.truncate(layer), loaded.preprocess_fn(),
                          get_recipe(recipe).with_steps(steps), size)
 
 

@@ -1,5 +1,6 @@
 """The engine's building blocks against independent NumPy references."""
 
+import keras
 import numpy as np
 import pytest
 from filter_atlas.engine import objectives, transforms
@@ -71,14 +72,33 @@ def test_draws_respect_the_recipe_ranges_and_are_seeded():
     assert np.abs(kv[:, :2]).max() == 16 and np.all(kv[:, 2] == 1) and np.all(kv[:, 3] == 0)
 
 
-def test_channel_activation_scores_each_images_own_channel():
-    preact = np.zeros((2, 4, 4, 3), dtype="float32")
-    preact[0, :, :, 1] = 2.0
-    preact[1, :2, :, 2] = -4.0
-    preact[1, 2:, :, 2] = 1.0
-    onehot = np.eye(3, dtype="float32")[[1, 2]]
-    np.testing.assert_allclose(np_(objectives.channel_activation(preact, onehot, False)), [2.0, 0.5])
-    np.testing.assert_allclose(np_(objectives.channel_activation(preact, onehot, True)), [2.0, -1.5])
+def test_channel_activation_is_the_relu_mean_with_a_redirected_start():
+    maps = np.zeros((2, 4, 4), dtype="float32")
+    maps[0] = 2.0
+    maps[1, :2] = -4.0
+    maps[1, 2:] = 1.0
+    np.testing.assert_allclose(np_(objectives.channel_activation(maps, False)), [2.0, 0.5])
+    np.testing.assert_allclose(np_(objectives.channel_activation(maps, True)), [2.0, -1.5])
+
+
+@pytest.mark.parametrize(("conv_args", "indices"), [
+    ({"filters": 8}, [5, 0, 7]),  # fewer images than filters: only the chosen filters convolved
+    ({"filters": 3}, [2, 0, 2, 1]),  # at least as many images as filters: all, then selected
+    ({"filters": 8, "groups": 2}, [1, 6]),  # grouped: all, then selected
+    ({"filters": 8, "strides": 2, "padding": "valid", "use_bias": False}, [3, 4]),
+])
+def test_own_filter_preact_is_the_layers_output_at_each_images_filter(conv_args, indices):
+    conv = keras.layers.Conv2D(kernel_size=3, padding=conv_args.pop("padding", "same"), **conv_args)
+    x = rgb(5, (len(indices), 9, 9, 4))
+    conv.build(x.shape)
+    if conv.use_bias:
+        conv.bias.assign(rgb(6, conv.bias.shape))
+    full = np_(conv(x))  # Keras' own convolution and bias (no activation)
+    bias = conv.bias.value if conv.use_bias else None
+    own = objectives.own_filter_preact(x, conv, conv.kernel.value, bias,
+                                       ops.convert_to_tensor(np.array(indices, dtype="int32")))
+    expected = full[np.arange(len(indices)), :, :, indices]
+    np.testing.assert_allclose(np_(own), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_penalties_match_keras_vis_definitions():

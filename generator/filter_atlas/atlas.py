@@ -19,7 +19,7 @@ from .shards import Shard, partition, plan_digest
 from .spec import AtlasSpec
 from .store import Store, digest
 
-ENGINE_VERSION = 1  # bump when a code change alters rendered pixels
+ENGINE_VERSION = 2  # bump when a code change alters rendered pixels
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Sha
     with tqdm(total=total, desc="atlas", unit="step", disable=quiet or not total,
               dynamic_ncols=True) as overall:
         for layer, groups in plan:
-            renderer = LayerRenderer(loaded.preact_model(layer.name), loaded.preprocess_fn(),
+            renderer = LayerRenderer(*loaded.truncate(layer.name), loaded.preprocess_fn(),
                                      recipe, spec.size)
             best_natural = renderer.channel_means(naturals).max(axis=0)
             with tqdm(total=sum(map(len, groups)) * recipe.steps, desc=layer.name, unit="step",

@@ -1,7 +1,8 @@
 """Models: load a Keras model with its weights, find its conv layers, truncate it at one of them.
 
-The truncated model returns the target layer's *pre-activation* (convolution + bias, before the
-ReLU), so gradient ascent is never stopped by a ReLU at the target.
+A model is cut at the *input* of the target conv layer; the engine applies that layer's
+convolution and bias itself (its pre-activation, so gradient ascent is never stopped by a ReLU
+at the target), computing only the filters it needs.
 """
 
 from __future__ import annotations
@@ -121,14 +122,14 @@ class LoadedModel:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"unknown layer {name!r} in {self.name}{hint} (conv layers: {', '.join(convs)})"
 
-    def preact_model(self, layer_name: str) -> keras.Model:
-        """The model truncated at ``layer_name``, returning its pre-activation."""
+    def truncate(self, layer_name: str) -> tuple[keras.Model, keras.layers.Conv2D]:
+        """The model up to the input of conv layer ``layer_name``, and that layer."""
         layer = self.model.get_layer(layer_name)
         try:
             trunk_output = layer.input
         except (AttributeError, ValueError) as exc:
             raise AtlasError(f"layer {layer_name!r} is used more than once; cannot truncate there") from exc
-        return keras.Model(self.model.inputs, _PreActivation(layer)(trunk_output))
+        return keras.Model(self.model.inputs, trunk_output), layer
 
     def preprocess_fn(self):
         """Map a batch of [0, 1] RGB images to what the model expects (Keras ops, traceable)."""
@@ -154,21 +155,6 @@ def receptive_fields(model: keras.Model) -> dict[str, int]:
         jump *= stride
         out[layer.name] = field
     return out
-
-
-class _PreActivation(keras.layers.Layer):
-    """Applies a Conv2D layer's convolution and bias but not its activation."""
-
-    def __init__(self, conv: keras.layers.Conv2D, **kwargs):
-        super().__init__(name=f"{conv.name}_preact", **kwargs)
-        self.conv = conv
-
-    def call(self, x):
-        y = self.conv.convolution_op(x, self.conv.kernel)
-        return y + self.conv.bias if self.conv.use_bias else y
-
-    def compute_output_shape(self, input_shape):
-        return self.conv.compute_output_shape(input_shape)
 
 
 def preprocessor(mode: str):

@@ -35,8 +35,12 @@ def value_and_grad(fn: Callable) -> Callable:
     return with_tape
 
 
-def jit(fn: Callable) -> Callable:
-    """One XLA-compiled function (recompiled only for new input shapes)."""
+def jit(fn: Callable, xla: bool = True) -> Callable:
+    """One compiled function (recompiled only for new input shapes).
+
+    JAX always compiles with XLA. TensorFlow compiles with XLA when ``xla``, else to a plain
+    ``tf.function`` graph whose convolutions run on oneDNN (see ``Recipe.xla`` for when each wins).
+    """
     if name() == "jax":
         import jax
 
@@ -44,7 +48,7 @@ def jit(fn: Callable) -> Callable:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # new batch shapes retrace by design; no warning needed
-    return tf.function(fn, jit_compile=True)
+    return tf.function(fn, jit_compile=xla)
 
 
 def device() -> str:

@@ -35,32 +35,44 @@ def filter_rng(seed: int, layer: str, index: int) -> np.random.Generator:
 class LayerRenderer:
     """Compiled optimization and measurement for one truncated model and recipe."""
 
-    def __init__(self, preact_model: keras.Model, preprocess: Callable, recipe: Recipe, size: int):
+    def __init__(self, trunk: keras.Model, conv: keras.layers.Conv2D, preprocess: Callable,
+                 recipe: Recipe, size: int):
+        """``trunk`` maps model inputs to the input of ``conv``, the target layer."""
         self.recipe = recipe
         self.size = size
         self.param = make_param(recipe.parameterization, size)
-        self.n_filters = int(preact_model.output.shape[-1])
+        self.n_filters = int(conv.filters)
         self._weights = (
-            [v.value for v in preact_model.trainable_variables],
-            [v.value for v in preact_model.non_trainable_variables],
+            [v.value for v in trunk.trainable_variables],
+            [v.value for v in trunk.non_trainable_variables],
+            conv.kernel.value,
+            conv.bias.value if conv.use_bias else None,
         )
-        self._model = preact_model
+        self._trunk = trunk
+        self._conv = conv
         self._preprocess = preprocess
-        self._step = backend.jit(self._make_step())
+        self._step = backend.jit(self._make_step(), recipe.xla)
         self._channel_means = backend.jit(self._all_channel_means)
 
+    def _features(self, x, weights):
+        """The target layer's input for model input ``x``."""
+        features, _ = self._trunk.stateless_call(weights[0], weights[1], x)
+        return features
+
     def _all_channel_means(self, images01, weights):
-        preact, _ = self._model.stateless_call(*weights, self._preprocess(images01))
+        features = self._features(self._preprocess(images01), weights)
+        preact = objectives.preact(features, self._conv, *weights[2:])
         return ops.mean(ops.relu(preact), axis=(1, 2))
 
     def _make_step(self) -> Callable:
         r = self.recipe
 
-        def loss_fn(params, warp, onehot, redirect, weights):
+        def loss_fn(params, warp, indices, redirect, weights):
             images = transforms.warp(self.param.to_image(params), warp, r.wrap)
             x = self._preprocess(images)
-            preact, _ = self._model.stateless_call(*weights, x)
-            per_image = -objectives.channel_activation(preact, onehot, redirect)
+            maps = objectives.own_filter_preact(self._features(x, weights), self._conv, *weights[2:],
+                                                indices)
+            per_image = -objectives.channel_activation(maps, redirect)
             if r.lp_weight:
                 per_image = per_image + r.lp_weight * objectives.lp_norm(x, r.lp_p)
             if r.tv_weight:
@@ -70,9 +82,9 @@ class LayerRenderer:
         grad_fn = backend.value_and_grad(loss_fn)
         axes = tuple(range(1, len(self._param_shape()) + 1))
 
-        def step(state, t, warp, onehot, weights):
+        def step(state, t, warp, indices, weights):
             params, m, v, best, best_loss = state
-            (_, per_image), g = grad_fn(params, warp, onehot, t <= r.redirect_steps, weights)
+            (_, per_image), g = grad_fn(params, warp, indices, t <= r.redirect_steps, weights)
             if r.normalize_grads:
                 g = g / (ops.sqrt(ops.mean(ops.square(g), axis=axes, keepdims=True)) + _EPS)
             if r.optimizer == "adam":  # Kingma & Ba 2015, TF defaults (0.9, 0.999, 1e-8)
@@ -122,13 +134,13 @@ class LayerRenderer:
         params = np.stack([self.param.init(rng) for rng in rngs])
         warps = np.stack([transforms.draw(rng, r, r.steps) for rng in rngs], axis=1)
         start_images = self.finish(params)
-        onehot = ops.convert_to_tensor(np.eye(self.n_filters, dtype="float32")[list(indices)])
+        chosen = ops.convert_to_tensor(np.asarray(indices, dtype="int32"))
         p = ops.convert_to_tensor(params)
         zeros = ops.zeros_like(p)
         state = (p, zeros, zeros, p, ops.full((len(indices),), np.inf, dtype="float32"))
         for t in range(r.steps):
             state = self._step(state, ops.convert_to_tensor(np.float32(t + 1)),
-                               ops.convert_to_tensor(warps[t]), onehot, self._weights)
+                               ops.convert_to_tensor(warps[t]), chosen, self._weights)
             if on_step is not None:
                 on_step(t + 1)
         final = state[3] if r.keep_best else state[0]

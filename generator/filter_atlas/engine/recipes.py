@@ -29,6 +29,11 @@ class Recipe:
     normalize_grads: bool  # divide each image's gradient by its RMS (keras-vis)
     keep_best: bool  # return the iterate of lowest loss rather than the last one
     standardize: bool  # final image: zero mean, std 0.1 around grey (keras-vis' deprocess_input)
+    # TensorFlow: compile the step with XLA, or as a graph with oneDNN convolutions. Measured on
+    # 2 CPU cores: XLA's fusion halves a Lucid step at block1 (the Fourier image and bilinear warp
+    # are dozens of elementwise and gather ops), while oneDNN's convolutions make a pixel-space
+    # step 1.2-1.4x faster at block2-3 (``benchmarks/bench_engine.py`` prints both floors).
+    xla: bool
     redirect_steps: int = 16  # first steps with the ReLU gradient redirected (Lucid)
 
     def with_steps(self, steps: int | None) -> Recipe:
@@ -61,6 +66,7 @@ KERAS_VIS = Recipe(
     normalize_grads=True,
     keep_best=True,
     standardize=True,
+    xla=False,
 )
 
 LUCID = Recipe(
@@ -86,6 +92,7 @@ LUCID = Recipe(
     normalize_grads=False,
     keep_best=False,
     standardize=False,
+    xla=True,
 )
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (KERAS_VIS, LUCID)}
