@@ -60,7 +60,7 @@ class Selection:
 
     def describe(self) -> str:
         if self.indices is not None:
-            return ",".join(map(str, self.indices))
+            return "filters " + ",".join(map(str, self.indices))
         return "all" if self.sample is None else f"sample {self.sample}"
 
 
