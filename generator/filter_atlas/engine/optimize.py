@@ -41,7 +41,6 @@ class LayerRenderer:
         self.recipe = recipe
         self.size = size
         self.param = make_param(recipe.parameterization, size)
-        self.n_filters = int(conv.filters)
         self._weights = (
             [v.value for v in trunk.trainable_variables],
             [v.value for v in trunk.non_trainable_variables],
@@ -62,7 +61,7 @@ class LayerRenderer:
     def _all_channel_means(self, images01, weights):
         features = self._features(self._preprocess(images01), weights)
         preact = objectives.preact(features, self._conv, *weights[2:])
-        return ops.mean(ops.relu(preact), axis=(1, 2))
+        return objectives.channel_mean(ops.relu(preact))
 
     def _make_step(self) -> Callable:
         r = self.recipe
