@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -98,13 +97,24 @@ def grating(period: float, hue: int, side: int) -> np.ndarray:
 
 
 def write_atlas(out: Path, layers: dict[str, list[int]], *, variants=(("vgg16", "lucid"),),
-                dead: frozenset = frozenset(), size: int = 32, models: bool = True) -> dict:
-    """Write images, thumbnails and ``manifest.json`` as the store lays them out, for ``layers``
-    (name -> filter indices) of each (model, recipe) in ``variants``; a model whose name ends in
-    ``-untrained`` is VGG16 with random weights. Images are gratings whose period grows with
-    depth; files are hard links to a few encoded PNGs, so thousands of filters stay cheap."""
-    from filter_atlas.store import Store, png_bytes, thumbnail
+                dead: frozenset = frozenset(), size: int = 32, models: bool = True) -> None:
+    """Write images, thumbnails and ``manifest.json`` through the store, for ``layers`` (name ->
+    filter indices) of each (model, recipe) in ``variants``, replacing any atlas in ``out``; a model
+    whose name ends in ``-untrained`` is VGG16 with random weights. Images are gratings whose period
+    grows with depth; files are hard links to a few encoded PNGs, so thousands of filters stay cheap."""
+    from filter_atlas.store import (
+        SCHEMA,
+        ConvLayerRecord,
+        FilterEntry,
+        Manifest,
+        ModelRecord,
+        RunRecord,
+        Store,
+        png_bytes,
+        thumbnail,
+    )
 
+    (out / "manifest.json").unlink(missing_ok=True)
     store = Store(out)
     info = {name: (filters, side, rf) for name, filters, side, rf in VGG16_LAYERS}
     pool: dict[tuple[int, int], tuple[Path, Path]] = {}
@@ -126,31 +136,30 @@ def write_atlas(out: Path, layers: dict[str, list[int]], *, variants=(("vgg16", 
                         (out / rel).parent.mkdir(parents=True, exist_ok=True)
                         (out / rel).unlink(missing_ok=True)
                         os.link(src, out / rel)
-                entries.append({
-                    "model": model, "layer": layer, "index": index, "recipe": recipe,
-                    "image": None if is_dead else image, "thumbnail": None if is_dead else thumb,
-                    "steps": 8, "size": size, "seed": 0, "start_activation": 0.5,
-                    "activation": 0.0 if is_dead else round(10 + index * 0.37 + depth, 4),
-                    "natural_activation": round(4 + (index % 7) * 2.5, 4), "dead": is_dead,
-                    "trained": trained, "seconds": 0.1, "key": f"{model}/{layer}/{index}/{recipe}",
-                    "sha256": None if is_dead else "0" * 64, "run": "run0",
-                })
+                entries.append(FilterEntry(
+                    model=model, layer=layer, index=index, recipe=recipe,
+                    image=None if is_dead else image, thumbnail=None if is_dead else thumb,
+                    steps=8, size=size, seed=0, start_activation=0.5,
+                    activation=0.0 if is_dead else round(10 + index * 0.37 + depth, 4),
+                    natural_activation=round(4 + (index % 7) * 2.5, 4), dead=is_dead,
+                    trained=trained, seconds=0.1, key=f"{model}/{layer}/{index}/{recipe}",
+                    sha256=None if is_dead else "0" * 64, run="run0",
+                ))
     for src in pool.values():
         for path in src:
             path.unlink()
-    manifest = {
-        "schema": 1, "runs": {"run0": {"backend": "tensorflow", "device": "cpu",
-                                       "versions": {"filter-atlas": "0.1.0", "keras": "3"}}},
-        "models": {model: {
-            "name": model.removesuffix("-untrained"), "trained": not model.endswith("-untrained"),
-            "weights": "random" if model.endswith("-untrained") else "imagenet",
-            "weights_sha256": "ab" * 32, "preprocess": "caffe", "input_size": size,
-            "layers": [{"name": name, "filters": info[name][0] if name in info else 8,
-                        "output_shape": [info[name][1] * size // 224 if name in info else size] * 2
-                        + [info[name][0] if name in info else 8],
-                        "receptive_field": info[name][2] if name in info else 3} for name in layers],
-        } for model in dict.fromkeys(m for m, _ in variants)} if models else {},
-        "filters": entries,
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return manifest
+    store.adopt(Manifest(
+        SCHEMA, runs={"run0": RunRecord("tensorflow", "cpu", {"filter-atlas": "0.1.0", "keras": "3"})},
+        filters=tuple(entries),
+        models={model: ModelRecord(
+            name=model.removesuffix("-untrained"), trained=not model.endswith("-untrained"),
+            weights="random" if model.endswith("-untrained") else "imagenet",
+            weights_sha256="ab" * 32, preprocess="caffe", input_size=size,
+            layers=tuple(ConvLayerRecord(
+                name=name, filters=info[name][0] if name in info else 8,
+                output_shape=(*[info[name][1] * size // 224 if name in info else size] * 2,
+                              info[name][0] if name in info else 8),
+                receptive_field=info[name][2] if name in info else 3) for name in layers),
+        ) for model in dict.fromkeys(m for m, _ in variants)} if models else {},
+    ))
+    store.save()

@@ -20,7 +20,7 @@ from filter_atlas.mkdocs_hooks import expand
 from filter_atlas.pages import markdown_text, render_pages, shell, write_pages
 from filter_atlas.progression import MAX_MEASURED, Panel, Series, chart_svg, image_stats, layer_stats
 from filter_atlas.site import build_site
-from filter_atlas.store import png_bytes
+from filter_atlas.store import png_bytes, read_manifest
 
 from .conftest import REPO, VGG16_LAYERS, grating, write_atlas
 
@@ -105,11 +105,10 @@ def test_committed_pages_are_fresh_and_build_strictly(tmp_path):
     site = build_site(MKDOCS, site_dir=tmp_path / "site")  # the repository's docs, as a clone has them
     built = {p.relative_to(site).as_posix(): Html(p.read_text("utf-8")) for p in site.rglob("*.html")}
     check_site(site, built)
-    manifest = json.loads((atlas / "manifest.json").read_text())
-    live = [e for e in manifest["filters"] if not e["dead"]]
+    live = [e for e in read_manifest(atlas).filters if not e.dead]
     images = {a["src"].rsplit("/atlas/", 1)[-1] for name, page in built.items() if name.startswith("blocks/")
               for tag, a in page.tags if tag == "img"}
-    assert images == {e["thumbnail"] for e in live}
+    assert images == {e.thumbnail for e in live}
 
 
 def test_full_vgg16_atlas_builds_strictly_within_a_minute(docs, tmp_path):

@@ -7,12 +7,11 @@ exactly the batches the unsharded run would, and merging gives byte-identical im
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AtlasError
-from .store import MANIFEST, Store, atomic_write, digest
+from .store import MANIFEST, Manifest, ShardLabel, Store, atomic_write, digest, read_manifest
 
 
 @dataclass(frozen=True)
@@ -54,59 +53,53 @@ def merge(shard_dirs: list[Path], out: Path) -> int:
     Every shard must come from the same plan, each of 1..n exactly once, and no filter may be
     claimed with two different results.
     """
-    manifests = []
-    for directory in shard_dirs:
-        path = directory / MANIFEST
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise AtlasError(f"cannot read shard manifest {path}: {exc}") from exc
-        if "shard" not in manifest:
-            raise AtlasError(f"{path} is not a shard's manifest (rendered without --shard)")
-        manifests.append((directory, manifest))
-    plans = {m["shard"]["plan"] for _, m in manifests}
-    if len(plans) != 1:
+    shards = [(directory, *_read_shard(directory)) for directory in shard_dirs]
+    if len({label.plan for _, label, _ in shards}) != 1:
         raise AtlasError("shards come from different plans (settings differ); render them again")
-    count = manifests[0][1]["shard"]["count"]
+    count = shards[0][1].count
     seen: dict[int, Path] = {}
-    for directory, manifest in manifests:
-        index = manifest["shard"]["index"]
-        if manifest["shard"]["count"] != count:
-            raise AtlasError(f"{directory} is shard {index}/{manifest['shard']['count']}, expected n={count}")
-        if index in seen:
-            raise AtlasError(f"shard {index}/{count} given twice: {seen[index]} and {directory}")
-        seen[index] = directory
+    for directory, label, _ in shards:
+        if label.count != count:
+            raise AtlasError(f"{directory} is shard {label.index}/{label.count}, expected n={count}")
+        if label.index in seen:
+            raise AtlasError(f"shard {label.index}/{count} given twice: {seen[label.index]} and {directory}")
+        seen[label.index] = directory
     missing = sorted(set(range(1, count + 1)) - set(seen))
     if missing:
         raise AtlasError(f"missing shard(s) {', '.join(f'{i}/{count}' for i in missing)}")
 
-    claimed: dict[tuple, str] = {}
-    for directory, manifest in manifests:
-        for entry in manifest["filters"]:
-            ident = (entry["model"], entry["layer"], entry["index"], entry["recipe"])
-            result = f"{entry['key']}:{entry['sha256']}"
-            if claimed.setdefault(ident, result) != result:
-                raise AtlasError(f"conflicting results for {'/'.join(map(str, ident))} in {directory}")
-            if entry["image"] is not None:
-                data = (directory / entry["image"]).read_bytes()
-                if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                    raise AtlasError(f"{directory / entry['image']} does not match its manifest entry")
+    claimed: dict[tuple[str, str, int, str], str] = {}
+    for directory, _, manifest in shards:
+        for entry in manifest.filters:
+            result = f"{entry.key}:{entry.sha256}"
+            if claimed.setdefault(entry.identity, result) != result:
+                which = "/".join(map(str, entry.identity))
+                raise AtlasError(f"conflicting results for {which} in {directory}")
+            if entry.image is not None:
+                data = (directory / entry.image).read_bytes()
+                if hashlib.sha256(data).hexdigest() != entry.sha256:
+                    raise AtlasError(f"{directory / entry.image} does not match its manifest entry")
 
     store = Store(out)
-    total = 0
-    for directory, manifest in sorted(manifests, key=lambda item: item[1]["shard"]["index"]):
-        for slug_, record in manifest["models"].items():
-            store.describe_model(slug_, record)
-        entries = []
-        for entry in manifest["filters"]:
-            for rel in (entry["image"], entry["thumbnail"]):
+    for directory, _, manifest in sorted(shards, key=lambda shard: shard[1].index):
+        for entry in manifest.filters:
+            for rel in (entry.image, entry.thumbnail):
                 if rel is not None:
                     atomic_write(store.inside(rel), (directory / rel).read_bytes())
-            entries.append(entry)
-        store.adopt(manifest["runs"], entries)
-        total += len(entries)
+        store.adopt(manifest)
     store.save()
-    return total
+    return sum(len(manifest.filters) for _, _, manifest in shards)
+
+
+def _read_shard(directory: Path) -> tuple[ShardLabel, Manifest]:
+    """A shard's label and manifest; AtlasError if it has none or is not a shard's."""
+    try:
+        manifest = read_manifest(directory)
+    except AtlasError as exc:
+        raise AtlasError(f"cannot read shard manifest: {exc}") from exc
+    if manifest.shard is None:
+        raise AtlasError(f"{directory / MANIFEST} is not a shard's manifest (rendered without --shard)")
+    return manifest.shard, manifest
 
 
 def plan_digest(keys: list[str]) -> str:

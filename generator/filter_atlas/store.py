@@ -1,19 +1,24 @@
 """The store: PNG images, thumbnails and ``manifest.json``, written atomically.
 
-A filter whose inputs are unchanged (same cache key) and whose image is intact is skipped, so
-an interrupted run resumes where it stopped.
+The manifest is one typed record (``Manifest``), read and validated by ``read_manifest`` alone and
+written by ``Store`` alone. A filter whose inputs are unchanged (same cache key) and whose image
+is intact is skipped, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import io
 import json
 import os
 import re
 import tempfile
+import types
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 import numpy as np
 from PIL import Image
@@ -65,14 +70,182 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+@dataclass(frozen=True)
+class FilterEntry:
+    """One rendered filter: where its images are, how it was made, and what it reached."""
+
+    model: str  # the model's slug, its key in Manifest.models
+    layer: str
+    index: int
+    recipe: str
+    image: str | None  # paths relative to the manifest; None for a dead filter
+    thumbnail: str | None
+    steps: int
+    size: int
+    seed: int
+    start_activation: float
+    activation: float
+    natural_activation: float  # the best over the natural photos
+    dead: bool
+    trained: bool
+    seconds: float
+    key: str  # cache key: digest of everything that determines the image
+    sha256: str | None  # of the image file; None for a dead filter
+    run: str  # a key of Manifest.runs
+
+    @property
+    def identity(self) -> tuple[str, str, int, str]:
+        """What the manifest holds at most one entry for: model, layer, filter and recipe."""
+        return self.model, self.layer, self.index, self.recipe
+
+
+@dataclass(frozen=True)
+class ConvLayerRecord:
+    """One conv layer of a model, at the model's input size."""
+
+    name: str
+    filters: int
+    output_shape: tuple[int | None, ...]
+    receptive_field: int  # input pixels (per side) one output position sees
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What the manifest says about a model: weights, preprocessing and its conv layers."""
+
+    name: str
+    weights: str  # 'imagenet', 'random' or 'file:<name>'
+    weights_sha256: str
+    trained: bool
+    preprocess: str
+    input_size: int
+    layers: tuple[ConvLayerRecord, ...]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The software and hardware that rendered a set of images."""
+
+    backend: str
+    device: str
+    versions: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ShardLabel:
+    """Marks the output of one shard of a sharded render (``merge`` checks the labels)."""
+
+    index: int
+    count: int
+    plan: str  # the same for every shard of one render
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The contents of ``manifest.json``."""
+
+    schema: int
+    runs: dict[str, RunRecord]
+    filters: tuple[FilterEntry, ...]  # sorted by identity
+    models: dict[str, ModelRecord] = field(default_factory=dict)  # absent from the earliest manifests
+    shard: ShardLabel | None = None
+
+
+def read_manifest(source: Path) -> Manifest:
+    """The manifest in the atlas directory ``source``, or in the file ``source``.
+
+    Raises AtlasError, in one line naming the file, when it is missing, unreadable, of another
+    schema, or has a key missing, unknown or of the wrong type.
+    """
+    path = source / MANIFEST if source.is_dir() else source
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AtlasError(f"no manifest at {path}: run 'filter-atlas render' first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AtlasError(f"{path} is not a readable manifest ({exc})") from exc
+    if isinstance(data, dict) and data.get("schema") != SCHEMA:
+        raise AtlasError(f"{path} has an unknown schema ({data.get('schema')!r}, expected {SCHEMA})")
+    try:
+        return parse(Manifest, data)
+    except ValueError as exc:
+        raise AtlasError(f"{path}: malformed manifest: {exc}") from None
+
+
+Record = TypeVar("Record")
+
+
+def parse(cls: type[Record], data: Any, where: str = "") -> Record:
+    """The record ``cls`` (a dataclass above) from JSON-like ``data``, checked key by key.
+
+    Raises ValueError naming the key (``filters[3].index``) that is missing, unknown or mistyped.
+    A field with a default may be absent; int stands for float, as in JSON.
+    """
+    name = where or "the top level"
+    if not isinstance(data, dict):
+        raise ValueError(f"{name} must be an object, not {_kind(data)}")
+    hints, required = _fields(cls)
+    if unknown := sorted(set(data) - set(hints)):
+        raise ValueError(f"{name} has unknown key(s) {', '.join(map(repr, unknown))}")
+    if missing := [key for key in required if key not in data]:
+        raise ValueError(f"{name} lacks key(s) {', '.join(map(repr, missing))}")
+    return cls(**{key: _value(hints[key], value, f"{where}.{key}" if where else key)
+                  for key, value in data.items()})
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[dict[str, Any], list[str]]:
+    """(type of each field, the fields without a default) of a record class."""
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    return get_type_hints(cls), required
+
+
+def _value(hint: Any, value: Any, where: str) -> Any:
+    """``value`` checked against ``hint``: a scalar, ``X | None``, ``tuple[X, ...]``, ``dict[str, X]``
+    or a record; JSON lists become tuples."""
+    if isinstance(hint, types.UnionType):  # X | None
+        inner = next(arg for arg in get_args(hint) if arg is not type(None))
+        return None if value is None else _value(inner, value, where)
+    if dataclasses.is_dataclass(hint):
+        return parse(hint, value, where)
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is tuple and isinstance(value, list | tuple):
+        return tuple(_value(args[0], item, f"{where}[{n}]") for n, item in enumerate(value))
+    if origin is dict and isinstance(value, dict):
+        return {key: _value(args[1], item, f"{where}.{key}") for key, item in value.items()}
+    if origin is None and _is_scalar(hint, value):
+        return value
+    raise ValueError(f"{where} must be {_KINDS[origin or hint]}, not {_kind(value)}")
+
+
+_KINDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false", type(None): "null",
+          list: "a list", tuple: "a list", dict: "an object"}
+
+
+def _kind(value: Any) -> str:
+    """How an error message names the JSON type of ``value``."""
+    return _KINDS.get(type(value), type(value).__name__)
+
+
+def _is_scalar(hint: type, value: Any) -> bool:
+    """Whether ``value`` is a ``hint``: true and false are bools only, and an int is also a float."""
+    if hint is bool or isinstance(value, bool):
+        return hint is bool and isinstance(value, bool)
+    return isinstance(value, int | float if hint is float else hint)
+
+
 class Store:
     """The output tree: ``<model>/<layer>/<index>-<recipe>.png``, thumbnails, and the manifest."""
 
     def __init__(self, root: Path):
         self.root = root
         self._check_writable()
-        self.manifest = self._load()
-        self._by_id = {self._identity(e): e for e in self.manifest["filters"]}
+        manifest = self._load()
+        self.models = dict(manifest.models)
+        self.runs = dict(manifest.runs)
+        self.shard = manifest.shard
+        self._by_id = {e.identity: e for e in manifest.filters}
 
     def _check_writable(self) -> None:
         try:
@@ -82,21 +255,13 @@ class Store:
         except OSError as exc:
             raise AtlasError(f"output directory {self.root} is not writable: {exc.strerror}") from exc
 
-    def _load(self) -> dict[str, Any]:
-        path = self.root / MANIFEST
-        if not path.exists():
-            return {"schema": SCHEMA, "models": {}, "runs": {}, "filters": []}
+    def _load(self) -> Manifest:
+        if not (self.root / MANIFEST).exists():
+            return Manifest(SCHEMA, runs={}, filters=())
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise AtlasError(f"{path} is not a readable manifest ({exc}); move it away") from exc
-        if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
-            raise AtlasError(f"{path} has an unknown schema; move it away")
-        return manifest
-
-    @staticmethod
-    def _identity(entry: dict[str, Any]) -> tuple[str, str, int, str]:
-        return entry["model"], entry["layer"], entry["index"], entry["recipe"]
+            return read_manifest(self.root)
+        except AtlasError as exc:
+            raise AtlasError(f"{exc}; move it away") from exc
 
     def paths(self, model: str, layer: str, index: int, recipe: str) -> tuple[str, str]:
         """Image and thumbnail paths, relative to the manifest; stable per model/layer/filter."""
@@ -107,42 +272,45 @@ class Store:
     def fresh(self, model: str, layer: str, index: int, recipe: str, key: str) -> bool:
         """True when this filter is stored with the same key and its image is intact."""
         entry = self._by_id.get((model, layer, index, recipe))
-        if entry is None or entry["key"] != key:
+        if entry is None or entry.key != key:
             return False
-        if entry["dead"]:
+        if entry.dead:
             return True
-        image = self.root / entry["image"]
-        return image.is_file() and hashlib.sha256(image.read_bytes()).hexdigest() == entry["sha256"]
+        image = self.root / entry.image
+        return image.is_file() and hashlib.sha256(image.read_bytes()).hexdigest() == entry.sha256
 
     def describe_model(self, slug_: str, record: dict[str, Any]) -> None:
-        """Record (or refresh) what the manifest says about a model."""
-        self.manifest["models"][slug_] = record
+        """Record (or refresh) what the manifest says about a model (a ``ModelRecord`` as a dict)."""
+        self.models[slug_] = parse(ModelRecord, record, f"models.{slug_}")
 
     def put(self, run: dict[str, Any], entries: list[tuple[dict[str, Any], np.ndarray]]) -> None:
-        """Write each live filter's image and thumbnail, then the manifest that lists them."""
+        """Write each live filter's image and thumbnail, then the manifest that lists them.
+
+        ``run`` is a ``RunRecord`` and each entry a ``FilterEntry`` without run and sha256, as dicts.
+        """
         run_id = digest(run)[:12]
-        self.manifest["runs"][run_id] = run
+        self.runs[run_id] = parse(RunRecord, run, f"runs.{run_id}")
         for entry, image in entries:
-            entry = dict(entry, run=run_id)
             if entry["dead"]:
-                entry.update(image=None, thumbnail=None, sha256=None)
+                entry = dict(entry, image=None, thumbnail=None, sha256=None)
             else:
                 data = png_bytes(image)
                 for rel, blob in ((entry["image"], data), (entry["thumbnail"], png_bytes(thumbnail(image)))):
                     atomic_write(self.inside(rel), blob)
-                entry["sha256"] = hashlib.sha256(data).hexdigest()
-            self._by_id[self._identity(entry)] = entry
+                entry = dict(entry, sha256=hashlib.sha256(data).hexdigest())
+            record = parse(FilterEntry, dict(entry, run=run_id), "entry")
+            self._by_id[record.identity] = record
         self.save()
 
-    def adopt(self, runs: dict[str, Any], entries: list[dict[str, Any]]) -> None:
-        """Take finished entries (images already in place) and the runs they name."""
-        self.manifest["runs"].update(runs)
-        for entry in entries:
-            self._by_id[self._identity(entry)] = entry
+    def adopt(self, manifest: Manifest) -> None:
+        """Take another manifest's models, runs and entries (their images already in place)."""
+        self.models.update(manifest.models)
+        self.runs.update(manifest.runs)
+        self._by_id.update((e.identity, e) for e in manifest.filters)
 
     def mark_shard(self, info: dict[str, Any]) -> None:
-        """Label this tree as one shard of a sharded render (merge checks the labels)."""
-        self.manifest["shard"] = info
+        """Label this tree as one shard of a sharded render (a ``ShardLabel`` as a dict)."""
+        self.shard = parse(ShardLabel, info, "shard")
 
     def inside(self, rel: str) -> Path:
         """``root / rel``, refusing any path that would land outside the root."""
@@ -152,9 +320,10 @@ class Store:
         return path
 
     def save(self) -> None:
-        self.manifest["filters"] = [self._by_id[k] for k in sorted(self._by_id)]
-        used = {e["run"] for e in self.manifest["filters"]}
-        self.manifest["runs"] = {k: v for k, v in sorted(self.manifest["runs"].items()) if k in used}
-        self.manifest["models"] = dict(sorted(self.manifest["models"].items()))
-        text = json.dumps(self.manifest, indent=1, sort_keys=True) + "\n"
-        atomic_write(self.root / MANIFEST, text.encode())
+        """Write ``manifest.json``: entries sorted by identity, only the runs they name."""
+        filters = tuple(self._by_id[k] for k in sorted(self._by_id))
+        used = {e.run for e in filters}
+        manifest = Manifest(SCHEMA, {k: v for k, v in self.runs.items() if k in used}, filters, self.models,
+                            self.shard)
+        data = {k: v for k, v in dataclasses.asdict(manifest).items() if k != "shard" or v is not None}
+        atomic_write(self.root / MANIFEST, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())

@@ -1,0 +1,32 @@
+"""The progression chart: per-layer measurements of the primary variant (and its untrained twin)
+as panels of ``progression.chart_svg``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..progression import Panel, Series, chart_svg
+
+if TYPE_CHECKING:
+    from .view import Atlas
+
+
+def progression_chart(atlas: Atlas) -> str:
+    """Receptive field, spatial frequency, colourfulness and activation ratio over the primary
+    variant's layers, shallow to deep; panels with no value are left out."""
+    layers = [layer for layer in atlas.layers if layer.tiles(atlas.primary)]
+    series_of = [(v, label, css) for v, label, css in
+                 ((atlas.primary, "trained", "fa-trained"), (atlas.untrained, "untrained", "fa-untrained"))
+                 if v]
+
+    def panel(title: str, attr: str) -> Panel:
+        return Panel(title, [Series(label, css, [getattr(layer.stats[v], attr) if v in layer.stats
+                                                 else None for layer in layers])
+                             for v, label, css in series_of])
+
+    panels = [Panel("Receptive field (px)", [Series("trained", "fa-trained",
+                                                    [layer.receptive_field for layer in layers])]),
+              panel("Mean spatial frequency (cycles/px)", "frequency"),
+              panel("Colourfulness", "colourfulness"), panel("Activation / best natural photo", "ratio")]
+    return chart_svg([layer.name for layer in layers],
+                     [p for p in panels if any(v is not None for s in p.series for v in s.values)])
