@@ -3,7 +3,7 @@
 All run in this one process, on the same VGG16 weights, layer, filters (one image per filter, in
 one batch), image size and step count, with the pixel-space keras-vis recipe:
 
-- filter-atlas: ``LayerRenderer`` with the ``keras-vis`` recipe (jitter 16, Lp + TV, RMSProp);
+- filter-atlas: ``filter_atlas.render`` with the ``keras-vis`` recipe (jitter 16, Lp + TV, RMSProp);
 - tf-keras-vis: ``ActivationMaximization`` with Jitter(16), TotalVariation2D and Norm, RMSprop
   (TensorFlow backend only: it is built on ``tf.GradientTape``);
 - floor: the truncated network's forward pass and input gradient, nothing else, compiled with
@@ -56,10 +56,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import keras
+    from filter_atlas import load_model, render
+    from filter_atlas import objectives as obj
     from filter_atlas.engine import backend, objectives
-    from filter_atlas.engine.optimize import LayerRenderer
-    from filter_atlas.engine.recipes import get_recipe
-    from filter_atlas.models import load_model
     from keras import ops
 
     filters = [int(f) for f in args.filters.split(",")]
@@ -68,9 +67,9 @@ def main() -> None:
     n, steps = len(filters), args.steps
     seed = np.random.default_rng(0).uniform(0, 255, (n, args.size, args.size, 3)).astype("float32")
 
-    ours = LayerRenderer(trunk, conv, loaded.preprocess_fn(), get_recipe("keras-vis").with_steps(steps),
-                         args.size)
-    times = {"filter-atlas": timed(lambda: ours.render(args.layer, filters, seed=0), args.repeats)}
+    objs = [obj.channel(args.layer, i) for i in filters]
+    times = {"filter-atlas": timed(
+        lambda: render(loaded, objs, recipe="keras-vis", size=args.size, steps=steps), args.repeats)}
 
     if backend.name() == "tensorflow":
         from tf_keras_vis.activation_maximization import ActivationMaximization
@@ -92,13 +91,13 @@ def main() -> None:
 
     weights = ([v.value for v in trunk.trainable_variables], [])
     kernel, bias = conv.kernel.value, conv.bias.value
-    chosen = ops.convert_to_tensor(np.array(filters, dtype="int32"))
+    chosen = ops.convert_to_tensor(np.array(filters, dtype="int32")[:, None])
     x = ops.convert_to_tensor(seed - 120.0)
 
     def full_loss(x, weights):
         features, _ = trunk.stateless_call(*weights, x)
         maps = objectives.preact(features, conv, kernel, bias)
-        return ops.sum(ops.einsum("bhwc,bc->b", maps, ops.one_hot(chosen, conv.filters))), ()
+        return ops.sum(objectives.select_filters(maps, chosen)), ()
 
     def own_loss(x, weights):
         features, _ = trunk.stateless_call(*weights, x)

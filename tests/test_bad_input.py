@@ -82,10 +82,13 @@ def test_malformed_config(cli, tmp_path, toml, needle):
     _check(cli("render", "--out", "out"), needle, tmp_path)
 
 
-def test_argument_errors_are_one_line(cli, tmp_path):
+def test_argument_errors_are_one_line(cli, capsys):
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         cli("render", "--size", "big")
     assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("filter-atlas render: error:") and err.count("\n") == 1, err
 
 
 def test_merge_of_incomplete_shards(cli, tmp_path):

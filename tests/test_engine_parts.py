@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 from filter_atlas.engine import objectives, transforms
-from filter_atlas.engine.param import FourierParam, PixelParam
+from filter_atlas.engine.optimizers import get_optimizer
+from filter_atlas.engine.param import FourierParam, PixelParam, get_param
 from filter_atlas.engine.recipes import KERAS_VIS, LUCID, get_recipe
 from filter_atlas.errors import AtlasError
 from filter_atlas.models import preprocessor
@@ -63,12 +64,12 @@ def test_rotation_by_90_degrees_turns_the_image():
 
 
 def test_draws_respect_the_recipe_ranges_and_are_seeded():
-    a = transforms.draw(np.random.default_rng(0), LUCID, 500)
-    assert np.array_equal(a, transforms.draw(np.random.default_rng(0), LUCID, 500))
-    assert np.abs(a[:, :2]).max() == LUCID.jitter + LUCID.second_jitter
-    assert np.abs(a[:, 2, None] - np.array(LUCID.scales)[None]).min(axis=1).max() < 1e-6
+    a = transforms.draw(LUCID.transforms, np.random.default_rng(0), 500)
+    assert np.array_equal(a, transforms.draw(LUCID.transforms, np.random.default_rng(0), 500))
+    assert np.abs(a[:, :2]).max() == 8 + 4  # jitter 8 and jitter 4 add
+    assert np.abs(a[:, 2, None] - np.array(LUCID.transforms[2].factors)[None]).min(axis=1).max() < 1e-6
     assert np.abs(np.rad2deg(a[:, 3])).max() == pytest.approx(10)
-    kv = transforms.draw(np.random.default_rng(0), KERAS_VIS, 500)
+    kv = transforms.draw(KERAS_VIS.transforms, np.random.default_rng(0), 500)
     assert np.abs(kv[:, :2]).max() == 16 and np.all(kv[:, 2] == 1) and np.all(kv[:, 3] == 0)
 
 
@@ -96,9 +97,22 @@ def test_own_filter_preact_is_the_layers_output_at_each_images_filter(conv_args,
     full = np_(conv(x))  # Keras' own convolution and bias (no activation)
     bias = conv.bias.value if conv.use_bias else None
     own = objectives.own_filter_preact(x, conv, conv.kernel.value, bias,
-                                       ops.convert_to_tensor(np.array(indices, dtype="int32")))
+                                       ops.convert_to_tensor(np.array(indices, dtype="int32")[:, None]))
     expected = full[np.arange(len(indices)), :, :, indices]
-    np.testing.assert_allclose(np_(own), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np_(own)[..., 0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_own_filter_preact_with_two_filters_per_image():
+    conv = keras.layers.Conv2D(8, 3, padding="same")
+    x = rgb(7, (2, 6, 6, 3))
+    conv.build(x.shape)
+    full = np_(conv(x))
+    indices = np.array([[1, 6], [6, 0]], dtype="int32")
+    own = np_(objectives.own_filter_preact(x, conv, conv.kernel.value, conv.bias.value,
+                                           ops.convert_to_tensor(indices)))
+    for b in range(2):
+        for j in range(2):
+            np.testing.assert_allclose(own[b, :, :, j], full[b, :, :, indices[b, j]], rtol=1e-5, atol=1e-5)
 
 
 def test_penalties_match_keras_vis_definitions():
@@ -106,8 +120,8 @@ def test_penalties_match_keras_vis_definitions():
     n = x.size
     lp = (np.abs(x) ** 6).sum() ** (1 / 6) / n
     tv = (((x[:, 1:, :-1] - x[:, :-1, :-1]) ** 2 + (x[:, :-1, 1:] - x[:, :-1, :-1]) ** 2) ** 1.0).sum() / n
-    np.testing.assert_allclose(np_(objectives.lp_norm(x, 6.0)), [lp], rtol=1e-5)
-    np.testing.assert_allclose(np_(objectives.total_variation(x, 2.0)), [tv], rtol=1e-5)
+    np.testing.assert_allclose(np_(objectives.lp_value(x, 6.0)), [lp], rtol=1e-5)
+    np.testing.assert_allclose(np_(objectives.tv_value(x, 2.0)), [tv], rtol=1e-5)
 
 
 def test_caffe_preprocessing_matches_keras_vgg16():
@@ -123,3 +137,10 @@ def test_unknown_recipe_and_preprocessing():
         get_recipe("deepdream")
     with pytest.raises(AtlasError, match="unknown preprocessing"):
         preprocessor("bgr")
+    with pytest.raises(AtlasError, match="unknown parameterization 'cppn'"):
+        get_param("cppn")
+    with pytest.raises(AtlasError, match="unknown optimizer 'sgd'"):
+        get_optimizer("sgd")
+    with pytest.raises(AtlasError, match="unknown transform 'blur:2'"):
+        transforms.parse("blur:2")
+    assert transforms.parse("jitter:4") == transforms.Jitter(4)

@@ -10,16 +10,18 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
+from .api import capped, channel_means
+from .api import render as render_images
 from .engine import backend
-from .engine.optimize import LayerRenderer
-from .engine.recipes import get_recipe
+from .engine.objectives import channel
+from .engine.recipes import Recipe, get_recipe
 from .models import LoadedModel, load_model
 from .naturals import natural_images
 from .shards import Shard, partition, plan_digest
 from .spec import AtlasSpec
 from .store import Store, digest
 
-ENGINE_VERSION = 2  # bump when a code change alters rendered pixels
+ENGINE_VERSION = 3  # bump when a code change alters rendered pixels
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,26 @@ def run_record() -> dict:
     }
 
 
+def cache_key(model: str, weights_sha256: str, preprocess: str, layer: str, index: int, recipe: Recipe,
+              size: int, seed: int, backend_name: str) -> str:
+    """The key of one filter's image: a hash of everything that shapes its pixels.
+
+    The recipe enters through its parts' keys (``Recipe.key``); the device does not (an atlas
+    rendered on a GPU stays fresh for CPU users of the same backend).
+    """
+    return digest({
+        "engine": ENGINE_VERSION, "model": model, "weights": weights_sha256, "preprocess": preprocess,
+        "layer": layer, "index": index, "recipe": recipe.key(), "size": size, "seed": seed,
+        "backend": backend_name,
+    })
+
+
 def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Shard | None = None) -> Summary:
     """Render every filter the spec selects that the store does not hold fresh (all if ``force``).
 
     With ``shard``, only that shard's share of the batches (see ``shards.partition``).
     """
-    recipe = get_recipe(spec.recipe).with_steps(spec.steps)
+    recipe = capped(get_recipe(spec.recipe).with_steps(spec.steps))
     backend_name = backend.name()
     loaded = open_model(spec)
     layers = loaded.resolve_layers(spec.layers, spec.size)
@@ -82,11 +98,8 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Sha
     run = run_record()
 
     def key(layer: str, index: int) -> str:
-        return digest({
-            "engine": ENGINE_VERSION, "model": loaded.slug, "weights": loaded.weights_sha256,
-            "preprocess": loaded.preprocess, "layer": layer, "index": index,
-            "recipe": recipe.key(), "size": spec.size, "seed": spec.seed, "backend": backend_name,
-        })
+        return cache_key(loaded.slug, loaded.weights_sha256, loaded.preprocess, layer, index, recipe,
+                         spec.size, spec.seed, backend_name)
 
     # Batches are fixed groups of the layer's selection, never "whatever is pending": an image
     # then never depends on which other filters were fresh, or on sharding, so a resumed or
@@ -110,39 +123,42 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Sha
     with tqdm(total=total, desc="atlas", unit="step", disable=quiet or not total,
               dynamic_ncols=True) as overall:
         for layer, groups in plan:
-            renderer = LayerRenderer(*loaded.truncate(layer.name), loaded.preprocess_fn(),
-                                     recipe, spec.size)
-            best_natural = renderer.channel_means(naturals).max(axis=0)
+            best_natural = channel_means(loaded, layer.name, naturals).max(axis=0)
             with tqdm(total=sum(map(len, groups)) * recipe.steps, desc=layer.name, unit="step",
                       leave=False, disable=quiet, dynamic_ncols=True) as layer_bar:
                 for chunk in groups:
                     began = time.perf_counter()
+                    done = [0]
 
-                    def advance(_step: int, n: int = len(chunk)) -> None:
-                        layer_bar.update(n)
-                        overall.update(n)
+                    def advance(step: int, n: int = len(chunk), done: list[int] = done) -> None:
+                        layer_bar.update(n * (step - done[0]))
+                        overall.update(n * (step - done[0]))
+                        done[0] = step
 
-                    results = renderer.render(layer.name, chunk, spec.seed, advance)
+                    result = render_images(loaded, [channel(layer.name, i) for i in chunk], recipe=recipe,
+                                           size=spec.size, seed=spec.seed, on_step=advance)
                     seconds = (time.perf_counter() - began) / len(chunk)
                     entries = []
-                    for res in results:
-                        image, thumb = store.paths(loaded.slug, layer.name, res.index, recipe.name)
-                        is_dead = res.activation <= 0.0
+                    for index, image, start, activation in zip(chunk, result.images, result.start_activations,
+                                                               result.activations, strict=True):
+                        paths = store.paths(loaded.slug, layer.name, index, recipe.name)
+                        is_dead = bool(activation <= 0.0)
                         dead += is_dead
                         entries.append(({
-                            "model": loaded.slug, "layer": layer.name, "index": res.index,
-                            "image": image, "thumbnail": thumb, "recipe": recipe.name,
+                            "model": loaded.slug, "layer": layer.name, "index": index,
+                            "image": paths[0], "thumbnail": paths[1], "recipe": recipe.name,
                             "steps": recipe.steps, "size": spec.size, "seed": spec.seed,
-                            "start_activation": round(res.start_activation, 4),
-                            "activation": round(res.activation, 4),
-                            "natural_activation": round(float(best_natural[res.index]), 4),
+                            "start_activation": round(float(start), 4),
+                            "activation": round(float(activation), 4),
+                            "natural_activation": round(float(best_natural[index]), 4),
                             "dead": is_dead, "trained": loaded.trained,
-                            "seconds": round(seconds, 3), "key": key(layer.name, res.index),
-                        }, res.image))
+                            "seconds": round(seconds, 3), "key": key(layer.name, index),
+                        }, image))
                     store.put(run, entries)
                     rendered += len(chunk)
                     if quiet:
-                        acts = ", ".join(f"#{r.index}={r.activation:.1f}" for r in results)
+                        acts = ", ".join(f"#{i}={a:.1f}"
+                                         for i, a in zip(chunk, result.activations, strict=True))
                         print(f"{loaded.slug} {layer.name}: {acts} ({seconds:.1f} s/filter)",
                               file=sys.stderr)
     store.save()

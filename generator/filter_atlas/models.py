@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -70,6 +70,7 @@ class LoadedModel:
     preprocess: str
     min_size: int
     fixed_size: int | None  # input side when the model only accepts one size
+    renderers: dict = field(default_factory=dict, repr=False, compare=False)  # compiled, by work shape
 
     @property
     def slug(self) -> str:
@@ -169,6 +170,9 @@ def preprocessor(mode: str):
         return lambda x: (x - mean) / std
     if mode == "raw":
         return lambda x: x * 255.0
+    if mode.startswith("range:"):  # pixels in [low, high] (keras-vis' input_range)
+        low, high = (float(v) for v in mode[6:].split(","))
+        return lambda x: low + x * (high - low)
     raise AtlasError(f"unknown preprocessing {mode!r} (choose from {', '.join(PREPROCESS_MODES)})")
 
 

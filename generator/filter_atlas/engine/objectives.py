@@ -1,9 +1,183 @@
-"""Objectives and penalties, each returning one value per image of the batch."""
+"""Objectives: what an image is optimized to maximize, composable with ``+``, ``-`` and ``*``.
+
+An ``Objective`` is a weighted sum of terms. Layer terms (``channel``, ``neuron``,
+``diversity``) read one conv layer; input terms (``lp_norm``, ``total_variation``) read the model
+input. Every term declares the layer and filter it needs, so a batch whose terms name single
+filters convolves only those filters at the target layer (the fast path), and one that needs a
+whole layer (``diversity``) computes all of it.
+
+Images of one batch share a *template* (the terms without their filter indices and weights);
+indices, weights and diversity groups enter the compiled step as arrays, so one compiled step
+serves every batch of a layer.
+"""
 
 from __future__ import annotations
 
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 from keras import ops
 
+from ..errors import AtlasError
+
+
+@dataclass(frozen=True)
+class Term:
+    """One objective term. ``kind`` is channel, neuron, diversity, lp_norm or total_variation."""
+
+    kind: str
+    layer: str | None = None
+    index: int | None = None
+    x: int | None = None
+    y: int | None = None
+    p: float | None = None  # lp_norm's exponent, total_variation's beta
+
+    def template(self) -> tuple:
+        """What the compiled step depends on: everything but the filter index."""
+        return (self.kind, self.layer, self.x, self.y, self.p)
+
+    def key(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+class Objective:
+    """A weighted sum of terms, to be maximized; compose with ``+``, ``-`` and scalar ``*``."""
+
+    def __init__(self, terms: Sequence[tuple[float, Term]]):
+        self.terms = tuple((float(w), t) for w, t in terms)
+
+    def __add__(self, other: Objective) -> Objective:
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return Objective(self.terms + other.terms)
+
+    def __sub__(self, other: Objective) -> Objective:
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return self + (-other)
+
+    def __neg__(self) -> Objective:
+        return -1.0 * self
+
+    def __mul__(self, scalar: float) -> Objective:
+        if isinstance(scalar, bool) or not isinstance(scalar, (int, float)):
+            return NotImplemented
+        return Objective([(scalar * w, t) for w, t in self.terms])
+
+    __rmul__ = __mul__
+
+    def __repr__(self) -> str:
+        return " + ".join(f"{w:g}*{t.kind}({', '.join(map(str, list(t.key().values())[1:]))})"
+                          for w, t in self.terms)
+
+    @property
+    def layer(self) -> str:
+        """The one conv layer this objective reads (an AtlasError if none or several)."""
+        layers = {t.layer for _, t in self.terms if t.layer is not None}
+        if len(layers) != 1:
+            what = "no layer term (channel, neuron or diversity)" if not layers else \
+                f"terms on several layers ({', '.join(sorted(layers))})"
+            raise AtlasError(f"objective {self!r} has {what}; give it exactly one layer")
+        return layers.pop()
+
+    def template(self) -> tuple:
+        return tuple(t.template() for _, t in self.terms)
+
+    def indices(self) -> list[int]:
+        """Filter indices of the indexed terms (channel, neuron), in term order."""
+        return [t.index for _, t in self.terms if t.index is not None]
+
+    def weights(self) -> list[float]:
+        return [w for w, _ in self.terms]
+
+    def key(self) -> list:
+        return [[w, t.key()] for w, t in self.terms]
+
+    def seed_words(self) -> tuple[int, ...]:
+        """What seeds this objective's images besides the seed: its terms, not their weights, so
+        ``channel``, ``-channel`` and ``2 * channel`` start from the same image. A single channel
+        term keeps the (layer, index) words of engine v2, so the atlas's starts are unchanged."""
+        if len(self.terms) == 1 and self.terms[0][1].kind == "channel":
+            term = self.terms[0][1]
+            return (zlib.crc32(term.layer.encode()), term.index)
+        return (zlib.crc32(json.dumps([t.key() for _, t in self.terms], sort_keys=True).encode()),)
+
+
+def channel(layer: str, index: int) -> Objective:
+    """Mean activation (after the layer's ReLU) of filter ``index`` of conv layer ``layer``.
+
+    Args:
+        layer: Name of a Conv2D layer of the model.
+        index: Filter (output channel) index.
+
+    Returns:
+        The objective; the first ``redirect_steps`` steps of a recipe follow the pre-activation
+        mean (Lucid's redirected ReLU) so that a filter dead at the start still gets a gradient.
+    """
+    return Objective([(1.0, Term("channel", layer, int(index)))])
+
+
+def neuron(layer: str, index: int, x: int | None = None, y: int | None = None) -> Objective:
+    """Activation (after ReLU) of filter ``index`` at one position of its map.
+
+    Args:
+        layer: Name of a Conv2D layer.
+        index: Filter index.
+        x: Column of the position in the layer's output; ``None`` is the centre.
+        y: Row of the position; ``None`` is the centre.
+
+    Returns:
+        The objective.
+    """
+    return Objective([(1.0, Term("neuron", layer, int(index), x, y))])
+
+
+def diversity(layer: str) -> Objective:
+    """Lucid's diversity term: pairwise cosine similarity of the images' Gram matrices.
+
+    The Gram matrices are of the layer's activations (after ReLU); each image scores the sum of
+    its similarities to the other images of its group (the ``n`` images of one objective) over
+    the group's size, so the group's total is Lucid's value. Subtract it to push images apart:
+    ``channel(l, i) - 1e2 * diversity(l)``.
+
+    Args:
+        layer: Name of a Conv2D layer.
+
+    Returns:
+        The objective (it needs every filter of ``layer``, so it leaves the fast path).
+    """
+    return Objective([(1.0, Term("diversity", layer))])
+
+
+def lp_norm(p: float = 6.0) -> Objective:
+    """keras-vis' LPNorm of the model input: (sum |x|^p)^(1/p) over the number of input values.
+
+    Args:
+        p: The exponent.
+
+    Returns:
+        The objective (subtract it to penalize).
+    """
+    return Objective([(1.0, Term("lp_norm", p=float(p)))])
+
+
+def total_variation(beta: float = 2.0) -> Objective:
+    """keras-vis' TotalVariation of the model input: sum of squared neighbour differences to
+    the power beta / 2, over the number of input values.
+
+    Args:
+        beta: The exponent.
+
+    Returns:
+        The objective (subtract it to penalize).
+    """
+    return Objective([(1.0, Term("total_variation", p=float(beta)))])
+
+
+# The values, traced inside the compiled step. ---------------------------------------------------
 
 def preact(features, conv, kernel, bias):
     """A conv layer's convolution plus bias, without its activation: (B, H, W, filters)."""
@@ -12,20 +186,27 @@ def preact(features, conv, kernel, bias):
 
 
 def own_filter_preact(features, conv, kernel, bias, indices):
-    """Pre-activation map (B, H, W) of each image's own filter: image b gets filter indices[b].
+    """Pre-activation maps (B, H, W, J) of each image's own filters: image b, slot j gets filter
+    ``indices[b, j]``.
 
-    When that is cheaper, only the B filters asked for are convolved (B maps per image, then
-    the diagonal): at a target layer of 256 filters and a batch of 16 that drops the layer's cost
-    to a sixteenth, forward and backward. Grouped convolutions compute every filter, then select.
+    When that is cheaper, only those B * J filters are convolved (then each image keeps its own);
+    grouped convolutions and large selections compute every filter, then select.
     """
-    b, n = indices.shape[0], kernel.shape[-1]
-    if conv.groups == 1 and b < n:
-        kernel = ops.take(kernel, indices, axis=-1)
-        bias = None if bias is None else ops.take(bias, indices)
-        select = ops.eye(b, dtype=kernel.dtype)
-    else:
-        select = ops.one_hot(indices, n, dtype=kernel.dtype)
-    return ops.einsum("bhwc,bc->bhw", preact(features, conv, kernel, bias), select)
+    b, j = indices.shape
+    n = kernel.shape[-1]
+    if conv.groups == 1 and b * j < n:
+        flat = ops.reshape(indices, (-1,))
+        kernel = ops.take(kernel, flat, axis=-1)
+        bias = None if bias is None else ops.take(bias, flat)
+        select = ops.reshape(ops.eye(b * j, dtype=kernel.dtype), (b * j, b, j))
+        return ops.einsum("bhwk,kbj->bhwj", preact(features, conv, kernel, bias), select)
+    return select_filters(preact(features, conv, kernel, bias), indices)
+
+
+def select_filters(maps, indices):
+    """Maps (B, H, W, C) -> (B, H, W, J): image b, slot j keeps channel ``indices[b, j]``."""
+    one_hot = ops.one_hot(indices, maps.shape[-1], dtype=maps.dtype)  # (B, J, C)
+    return ops.einsum("bhwc,bjc->bhwj", maps, one_hot)
 
 
 def channel_mean(maps):
@@ -45,15 +226,83 @@ def channel_activation(maps, redirect):
     return ops.where(redirect, channel_mean(maps), channel_mean(ops.relu(maps)))
 
 
-def lp_norm(x, p: float):
+def neuron_activation(maps, x: int | None, y: int | None, redirect):
+    """Activation at one position (centre by default) of each image's map (B, H, W)."""
+    h, w = maps.shape[1], maps.shape[2]
+    value = maps[:, h // 2 if y is None else y, w // 2 if x is None else x]
+    return ops.where(redirect, value, ops.relu(value))
+
+
+def gram_diversity(activations, groups):
+    """Each image's summed cosine similarity of Gram matrices to the rest of its group, over
+    the group size. ``activations`` (B, H, W, C) after ReLU; ``groups`` (B,) int group ids."""
+    b, h, w, c = activations.shape
+    flat = ops.reshape(activations, (b, h * w, c))
+    grams = ops.reshape(ops.einsum("bpc,bpd->bcd", flat, flat), (b, c * c))
+    grams = grams / ops.maximum(ops.sqrt(ops.sum(ops.square(grams), axis=1, keepdims=True)), 1e-10)
+    same = ops.cast(ops.equal(groups[:, None], groups[None, :]), grams.dtype)
+    others = same * (1.0 - ops.eye(b, dtype=grams.dtype))
+    similarity = ops.sum(ops.matmul(grams, ops.transpose(grams)) * others, axis=1)
+    return similarity / ops.sum(same, axis=1)
+
+
+def lp_value(x, p: float):
     """keras-vis' LPNorm: (sum |x|^p)^(1/p), divided by the number of input values."""
     n = x.shape[1] * x.shape[2] * x.shape[3]
     return ops.power(ops.sum(ops.power(ops.abs(x), p), axis=(1, 2, 3)), 1.0 / p) / n
 
 
-def total_variation(x, beta: float):
+def tv_value(x, beta: float):
     """keras-vis' TotalVariation: sum of squared neighbour differences to the power beta/2."""
     n = x.shape[1] * x.shape[2] * x.shape[3]
     down = ops.square(x[:, 1:, :-1, :] - x[:, :-1, :-1, :])
     right = ops.square(x[:, :-1, 1:, :] - x[:, :-1, :-1, :])
     return ops.sum(ops.power(down + right, beta / 2.0), axis=(1, 2, 3)) / n
+
+
+def evaluate(template: tuple, x, features, conv, kernel, bias, indices, weights, groups, redirect):
+    """Every image's objective value (B,) for a batch sharing ``template``.
+
+    Args:
+        template: The terms' templates (``Objective.template()``).
+        x: The model input (preprocessed images), for the input terms.
+        features: The target layer's input (``None`` when no term reads a layer).
+        conv, kernel, bias: The target conv layer and its weights.
+        indices: (B, J) int filter indices of the indexed terms, in term order.
+        weights: (B, T) float weight of each term for each image.
+        groups: (B,) int diversity group of each image.
+        redirect: Whether ReLU gradients are redirected (Lucid's first steps).
+
+    Returns:
+        (B,) weighted sums.
+    """
+    maps = full = None
+    if any(kind == "diversity" for kind, *_ in template):
+        full = preact(features, conv, kernel, bias)
+        if indices.shape[1]:
+            maps = select_filters(full, indices)
+    elif indices.shape[1]:
+        maps = own_filter_preact(features, conv, kernel, bias, indices)
+    total, slot = None, 0
+    for t, (kind, _layer, tx, ty, p) in enumerate(template):
+        if kind == "channel":
+            value = channel_activation(maps[..., slot], redirect)
+        elif kind == "neuron":
+            value = neuron_activation(maps[..., slot], tx, ty, redirect)
+        elif kind == "diversity":
+            value = gram_diversity(ops.relu(full), groups)
+        elif kind == "lp_norm":
+            value = lp_value(x, p)
+        else:
+            value = tv_value(x, p)
+        slot += kind in ("channel", "neuron")
+        value = weights[:, t] * value
+        total = value if total is None else total + value
+    return total
+
+
+def batch_arrays(objectives: Sequence[Objective], groups: Sequence[int]) -> tuple[np.ndarray, ...]:
+    """The runtime arrays of a batch sharing one template: indices (B, J), weights (B, T), groups."""
+    return (np.asarray([o.indices() for o in objectives], dtype="int32").reshape(len(objectives), -1),
+            np.asarray([o.weights() for o in objectives], dtype="float32"),
+            np.asarray(groups, dtype="int32"))

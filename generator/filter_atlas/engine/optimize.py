@@ -1,46 +1,43 @@
-"""Render many filters of one layer together: one image per filter in one batch, one compiled step."""
+"""Render a batch of images that share a target layer and an objective template: one compiled step.
+
+Used through ``filter_atlas.render``; the renderer for a (model, layer, template, recipe, size)
+is built once and serves every batch of that shape.
+"""
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 from keras import ops
 
 from . import backend, objectives, transforms
-from .param import make_param
 from .recipes import Recipe
 
-_EPS = 1e-7
+CHUNK = 64  # steps per compiled loop call: the progress callback fires this often
 
 
-@dataclass(frozen=True)
-class Rendered:
-    """The outcome for one filter."""
+def image_rng(seed: int, words: Sequence[int], image: int) -> np.random.Generator:
+    """The generator behind one image's start and warps: the same whatever else is rendered.
 
-    index: int
-    image: np.ndarray  # (size, size, 3) uint8, exactly what is saved
-    start_activation: float  # objective on the (finished) starting image
-    activation: float  # objective on the saved image
-
-
-def filter_rng(seed: int, layer: str, index: int) -> np.random.Generator:
-    """The generator behind one filter's start and warps: the same whatever else is rendered."""
-    return np.random.default_rng([seed, zlib.crc32(layer.encode()), index])
+    ``words`` come from ``Objective.seed_words()``; image 0 of a lone channel objective keeps
+    engine v2's seeding ``[seed, crc32(layer), index]``.
+    """
+    return np.random.default_rng([seed, *words] + ([image] if image else []))
 
 
-class LayerRenderer:
-    """Compiled optimization and measurement for one truncated model and recipe."""
+class Renderer:
+    """Compiled optimization and measurement for one truncated model, template and recipe."""
 
     def __init__(self, trunk: keras.Model, conv: keras.layers.Conv2D, preprocess: Callable,
-                 recipe: Recipe, size: int):
-        """``trunk`` maps model inputs to the input of ``conv``, the target layer."""
+                 template: tuple, recipe: Recipe, size: int):
+        """``trunk`` maps model inputs to the input of ``conv``, the target layer; ``template``
+        is the optimized objective's (the images' objective plus the recipe's penalty)."""
         self.recipe = recipe
         self.size = size
-        self.param = make_param(recipe.parameterization, size)
+        self.template = template
+        self.param = recipe.param.build(size)
         self._weights = (
             [v.value for v in trunk.trainable_variables],
             [v.value for v in trunk.non_trainable_variables],
@@ -50,7 +47,8 @@ class LayerRenderer:
         self._trunk = trunk
         self._conv = conv
         self._preprocess = preprocess
-        self._step = backend.jit(self._make_step(), recipe.xla)
+        self._run = backend.loop(self._make_step(), recipe.xla)
+        self._values = {}  # template -> compiled measurement
         self._channel_means = backend.jit(self._all_channel_means)
 
     def _features(self, x, weights):
@@ -63,48 +61,73 @@ class LayerRenderer:
         preact = objectives.preact(features, self._conv, *weights[2:])
         return objectives.channel_mean(ops.relu(preact))
 
+    def _objective(self, template, images, indices, coefs, groups, redirect, weights):
+        x = self._preprocess(images)
+        return objectives.evaluate(template, x, self._features(x, weights), self._conv, *weights[2:],
+                                   indices, coefs, groups, redirect)
+
     def _make_step(self) -> Callable:
         r = self.recipe
 
-        def loss_fn(params, warp, indices, redirect, weights):
-            images = transforms.warp(self.param.to_image(params), warp, r.wrap)
-            x = self._preprocess(images)
-            maps = objectives.own_filter_preact(self._features(x, weights), self._conv, *weights[2:],
-                                                indices)
-            per_image = -objectives.channel_activation(maps, redirect)
-            if r.lp_weight:
-                per_image = per_image + r.lp_weight * objectives.lp_norm(x, r.lp_p)
-            if r.tv_weight:
-                per_image = per_image + r.tv_weight * objectives.total_variation(x, r.tv_beta)
+        def loss_fn(params, warp, indices, coefs, groups, redirect, weights):
+            images = transforms.warp(self.param.to_image(params), warp, r.edge == "wrap")
+            per_image = -self._objective(self.template, images, indices, coefs, groups, redirect, weights)
             return ops.sum(per_image), per_image
 
         grad_fn = backend.value_and_grad(loss_fn)
-        axes = tuple(range(1, len(self._param_shape()) + 1))
 
-        def step(state, t, warp, indices, weights):
-            params, m, v, best, best_loss = state
-            (_, per_image), g = grad_fn(params, warp, indices, t <= r.redirect_steps, weights)
-            if r.normalize_grads:
-                g = g / (ops.sqrt(ops.mean(ops.square(g), axis=axes, keepdims=True)) + _EPS)
-            if r.optimizer == "adam":  # Kingma & Ba 2015, TF defaults (0.9, 0.999, 1e-8)
-                m = 0.9 * m + 0.1 * g
-                v = 0.999 * v + 0.001 * ops.square(g)
-                m_hat, v_hat = m / (1 - 0.9**t), v / (1 - 0.999**t)
-                new = params - r.learning_rate * m_hat / (ops.sqrt(v_hat) + 1e-8)
-            else:  # keras-vis' RMSProp: cache decay 0.95, unit step
-                v = 0.95 * v + 0.05 * ops.square(g)
-                new = params - r.learning_rate * g / ops.sqrt(v + _EPS)
-            if r.keep_best:
+        def step(state, t, warp, indices, coefs, groups, weights):
+            params, opt_state, best, best_loss = state
+            (_, per_image), g = grad_fn(params, warp, indices, coefs, groups, t <= r.redirect_steps,
+                                        weights)
+            new, opt_state = r.optimizer.update(params, g, opt_state, t)
+            if r.keep_best:  # the loss was measured on ``params``, before this step's update
                 better = per_image < best_loss
-                mask = ops.reshape(better, (-1,) + (1,) * len(axes))
+                mask = ops.reshape(better, (-1,) + (1,) * (len(params.shape) - 1))
                 best = ops.where(mask, params, best)
                 best_loss = ops.where(better, per_image, best_loss)
-            return new, m, v, best, best_loss
+            return new, opt_state, best, best_loss
 
         return step
 
-    def _param_shape(self) -> tuple[int, ...]:
-        return self.param.init(np.random.default_rng(0)).shape
+    def start(self, rngs: Sequence[np.random.Generator],
+              params: np.ndarray | None = None) -> tuple[tuple, np.ndarray]:
+        """The optimizer's starting state for one image per generator, and the per-step warps
+        (steps, B, 4); each generator draws its image's start (unless ``params`` gives them),
+        then its warps."""
+        r = self.recipe
+        drawn = np.stack([self.param.init(rng) for rng in rngs])
+        params = drawn if params is None else params.astype("float32")
+        warps = np.stack([transforms.draw(r.transforms, rng, r.steps) for rng in rngs], axis=1)
+        p = ops.convert_to_tensor(params)
+        inf = ops.full((len(rngs),), np.inf, dtype="float32")
+        return (p, r.optimizer.init(p), p, inf), warps
+
+    def optimize(self, state: tuple, warps: np.ndarray, arrays: tuple[np.ndarray, ...],
+                 on_step: Callable[[int], None] | None = None) -> tuple:
+        """Run every step of ``warps`` from ``state``; ``arrays`` = indices, weights, groups of the
+        optimized template (``objectives.batch_arrays``). ``on_step(steps done)`` every CHUNK."""
+        tensors = [ops.convert_to_tensor(a) for a in arrays]
+        steps = warps.shape[0]
+        for begin in range(0, steps, CHUNK):
+            stop = min(begin + CHUNK, steps)
+            ts = np.arange(begin + 1, stop + 1, dtype="float32")
+            state = self._run(state, ts, warps[begin:stop], *tensors, self._weights)
+            if on_step is not None:
+                on_step(stop)
+        return state
+
+    def values(self, params, arrays: tuple[np.ndarray, ...], redirect: bool) -> np.ndarray:
+        """The optimized objective on the unwarped images of ``params`` (B,): what the step's
+        loss is, negated, when no transform applies."""
+        images = self.param.to_image(ops.convert_to_tensor(params))
+        out = self._objective(self.template, images, *(ops.convert_to_tensor(a) for a in arrays),
+                              redirect, self._weights)
+        return np.asarray(ops.convert_to_numpy(out), dtype="float64")
+
+    def result(self, state: tuple):
+        """The parameters the recipe returns: the best iterate (``keep_best``) or the last."""
+        return state[2] if self.recipe.keep_best else state[0]
 
     def finish(self, params) -> np.ndarray:
         """Params -> the uint8 images that get saved."""
@@ -121,32 +144,13 @@ class LayerRenderer:
                                     self._weights)
         return np.asarray(ops.convert_to_numpy(means), dtype="float64")
 
-    def measure(self, images: np.ndarray, indices: Sequence[int]) -> np.ndarray:
-        """Objective of each uint8 image for its own filter (image k scores indices[k])."""
-        return self.channel_means(images)[np.arange(len(indices)), list(indices)]
+    def measure(self, images: np.ndarray, template: tuple, arrays: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Objective value of each uint8 image (true ReLU, no warp): (B,) float64."""
+        if template not in self._values:
+            def values(images01, indices, coefs, groups, weights):
+                return self._objective(template, images01, indices, coefs, groups, False, weights)
 
-    def render(self, layer: str, indices: Sequence[int], seed: int,
-               on_step: Callable[[int], None] | None = None) -> list[Rendered]:
-        """Optimize one image per filter in ``indices``, all in one batch."""
-        r = self.recipe
-        rngs = [filter_rng(seed, layer, i) for i in indices]
-        params = np.stack([self.param.init(rng) for rng in rngs])
-        warps = np.stack([transforms.draw(rng, r, r.steps) for rng in rngs], axis=1)
-        start_images = self.finish(params)
-        chosen = ops.convert_to_tensor(np.asarray(indices, dtype="int32"))
-        p = ops.convert_to_tensor(params)
-        zeros = ops.zeros_like(p)
-        state = (p, zeros, zeros, p, ops.full((len(indices),), np.inf, dtype="float32"))
-        for t in range(r.steps):
-            state = self._step(state, ops.convert_to_tensor(np.float32(t + 1)),
-                               ops.convert_to_tensor(warps[t]), chosen, self._weights)
-            if on_step is not None:
-                on_step(t + 1)
-        final = state[3] if r.keep_best else state[0]
-        images = self.finish(final)
-        start = self.measure(start_images, indices)
-        achieved = self.measure(images, indices)
-        return [
-            Rendered(int(i), images[k], float(start[k]), float(achieved[k]))
-            for k, i in enumerate(indices)
-        ]
+            self._values[template] = backend.jit(values)
+        out = self._values[template](ops.convert_to_tensor(images.astype("float32") / 255.0),
+                                     *(ops.convert_to_tensor(a) for a in arrays), self._weights)
+        return np.asarray(ops.convert_to_numpy(out), dtype="float64")

@@ -1,9 +1,18 @@
-"""Image parameterizations: what the optimizer changes, and how that becomes an RGB image."""
+"""Image parameterizations: what the optimizer changes, and how that becomes an RGB image.
+
+``Pixel`` and ``Fourier`` are the settings (part of a recipe and its cache key); ``build(size)``
+gives the object that draws starting parameters and maps a batch of them to images.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
 import numpy as np
 from keras import ops
+
+from ..errors import AtlasError
 
 # Square root of the ImageNet colour covariance (from the Lucid paper's code, Olah et al. 2017):
 # images are optimized in this decorrelated colour space and mapped back to RGB.
@@ -72,5 +81,53 @@ class FourierParam:
         return ops.sigmoid(ops.einsum("bhwc,dc->bhwd", self.spatial(params), _COLOR_MIX))
 
 
-def make_param(kind: str, size: int) -> PixelParam | FourierParam:
-    return FourierParam(size) if kind == "fourier" else PixelParam(size)
+class ImageParam(Protocol):
+    """A built parameterization for one image size."""
+
+    def init(self, rng: np.random.Generator) -> np.ndarray: ...
+
+    def to_image(self, params): ...
+
+
+@dataclass(frozen=True)
+class Pixel:
+    """The image itself, in 0-255 units, from grey plus Gaussian noise (keras-vis)."""
+
+    name = "pixel"
+
+    def build(self, size: int) -> ImageParam:
+        return PixelParam(size)
+
+    def key(self) -> dict:
+        return {"name": self.name}
+
+
+@dataclass(frozen=True)
+class Fourier:
+    """Scaled Fourier coefficients with a 1 / f^decay spectrum, decorrelated colour (Lucid)."""
+
+    decay: float = 1.0
+    name = "fourier"
+
+    def build(self, size: int) -> ImageParam:
+        return FourierParam(size, self.decay)
+
+    def key(self) -> dict:
+        return {"name": self.name, **asdict(self)}
+
+
+PARAMETERIZATIONS: dict[str, type[Pixel] | type[Fourier]] = {"pixel": Pixel, "fourier": Fourier}
+
+
+def get_param(name: str) -> Pixel | Fourier:
+    """The parameterization called ``name`` with its default settings.
+
+    Args:
+        name: ``pixel`` or ``fourier``.
+
+    Returns:
+        The parameterization; an unknown name is an AtlasError.
+    """
+    if name not in PARAMETERIZATIONS:
+        raise AtlasError(f"unknown parameterization {name!r} (choose from {', '.join(PARAMETERIZATIONS)})")
+    return PARAMETERIZATIONS[name]()

@@ -1,46 +1,79 @@
-"""The two rendering recipes, each a frozen record of every setting that shapes the image."""
+"""Recipes: a parameterization, transforms, an optimizer and a penalty, composed.
+
+A recipe's ``key()`` is built from its parts' own keys and goes into the cache key of every image
+it makes: changing any part (a transform's range, the learning rate, the steps, the penalty
+weight, the compile mode) re-renders. ``name`` is only a label and is not in the key.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..errors import AtlasError
+from .objectives import Objective, lp_norm, total_variation
+from .optimizers import Adam, RMSProp
+from .param import Fourier, Pixel
+from .transforms import Jitter, Rotate, Scale, Transform
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """How one image is optimized. Every field goes into the cache key of the images it makes."""
+    """How an image is optimized.
+
+    Args:
+        name: A label for pages and file names.
+        param: The image parameterization (``Pixel()`` or ``Fourier()``).
+        transforms: Random warps per step, drawn in this order (see ``transforms.draw``).
+        optimizer: ``Adam(...)`` or ``RMSProp(...)``.
+        steps: Optimization steps.
+        penalty: Subtracted from every image's objective while optimizing (not in the
+            reported activations); ``None`` for none.
+        edge: What a warp reveals outside the image: ``grey`` (Lucid's padding) or ``wrap``
+            (keras-vis' rolling jitter).
+        keep_best: Return the iterate of lowest loss rather than the last one.
+        standardize: Final image to zero mean, std 0.1 around grey (keras-vis' deprocess_input).
+        redirect_steps: First steps with the ReLU gradient redirected (Lucid).
+        xla: TensorFlow only: compile the step with XLA, else as a graph with oneDNN
+            convolutions. Measured on 2 CPU cores: XLA's fusion halves a Lucid step at block1
+            (the Fourier image and bilinear warp are dozens of elementwise and gather ops),
+            while oneDNN's convolutions make a pixel-space step 1.2-1.4x faster at block2-3.
+    """
 
     name: str
-    parameterization: Literal["pixel", "fourier"]
+    param: Pixel | Fourier
+    transforms: tuple[Transform, ...]
+    optimizer: Adam | RMSProp
     steps: int
-    optimizer: Literal["adam", "rmsprop"]
-    learning_rate: float
-    jitter: int  # largest integer shift per step, px
-    second_jitter: int  # a second, independent integer shift after scale and rotation, px
-    scales: tuple[float, ...]  # random scale factors, one drawn per step
-    angles: tuple[float, ...]  # random rotations in degrees, one drawn per step
-    wrap: bool  # shifts roll the image around (keras-vis) instead of revealing 0.5 grey padding
-    lp_weight: float  # weight of the Lp-norm penalty on the model input (0: none)
-    lp_p: float
-    tv_weight: float  # weight of the total-variation penalty on the model input (0: none)
-    tv_beta: float
-    normalize_grads: bool  # divide each image's gradient by its RMS (keras-vis)
-    keep_best: bool  # return the iterate of lowest loss rather than the last one
-    standardize: bool  # final image: zero mean, std 0.1 around grey (keras-vis' deprocess_input)
-    # TensorFlow: compile the step with XLA, or as a graph with oneDNN convolutions. Measured on
-    # 2 CPU cores: XLA's fusion halves a Lucid step at block1 (the Fourier image and bilinear warp
-    # are dozens of elementwise and gather ops), while oneDNN's convolutions make a pixel-space
-    # step 1.2-1.4x faster at block2-3 (``benchmarks/bench_engine.py`` prints both floors).
-    xla: bool
-    redirect_steps: int = 16  # first steps with the ReLU gradient redirected (Lucid)
+    penalty: Objective | None = None
+    edge: Literal["grey", "wrap"] = "grey"
+    keep_best: bool = False
+    standardize: bool = False
+    redirect_steps: int = 16
+    xla: bool = True
+
+    def __post_init__(self) -> None:
+        if self.edge not in ("grey", "wrap"):
+            raise AtlasError(f"recipe edge must be 'grey' or 'wrap', got {self.edge!r}")
+        if self.steps <= 0:
+            raise AtlasError(f"recipe steps must be positive, got {self.steps}")
 
     def with_steps(self, steps: int | None) -> Recipe:
         return self if steps is None else replace(self, steps=steps)
 
     def key(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "param": self.param.key(),
+            "transforms": [t.key() for t in self.transforms],
+            "optimizer": self.optimizer.key(),
+            "steps": self.steps,
+            "penalty": None if self.penalty is None else self.penalty.key(),
+            "edge": self.edge,
+            "keep_best": self.keep_best,
+            "standardize": self.standardize,
+            "redirect_steps": self.redirect_steps,
+            "xla": self.xla,
+        }
 
 
 KERAS_VIS = Recipe(
@@ -50,20 +83,12 @@ KERAS_VIS = Recipe(
     # divided by its RMS, RMSProp (decay 0.95) with unit step, 200 steps, best iterate kept,
     # then deprocess_input (standardize to std 0.1 around 0.5).
     name="keras-vis",
-    parameterization="pixel",
+    param=Pixel(),
+    transforms=(Jitter(16),),
+    optimizer=RMSProp(learning_rate=1.0, decay=0.95, normalize=True),
     steps=200,
-    optimizer="rmsprop",
-    learning_rate=1.0,
-    jitter=16,
-    second_jitter=0,
-    scales=(1.0,),
-    angles=(0.0,),
-    wrap=True,
-    lp_weight=10.0,
-    lp_p=6.0,
-    tv_weight=10.0,
-    tv_beta=2.0,
-    normalize_grads=True,
+    penalty=10.0 * lp_norm(6.0) + 10.0 * total_variation(2.0),
+    edge="wrap",
     keep_best=True,
     standardize=True,
     xla=False,
@@ -76,29 +101,29 @@ LUCID = Recipe(
     # scale 0.9..1.1, rotate -10..10 degrees, jitter 4 (here composed into one affine warp);
     # Adam, learning rate 0.05, 512 steps; no penalty terms.
     name="lucid",
-    parameterization="fourier",
+    param=Fourier(decay=1.0),
+    transforms=(Jitter(8), Jitter(4), Scale(tuple(1 + (i - 5) / 50 for i in range(11))),
+                Rotate(tuple(float(a) for a in range(-10, 11)) + (0.0,) * 5)),
+    optimizer=Adam(learning_rate=0.05),
     steps=512,
-    optimizer="adam",
-    learning_rate=0.05,
-    jitter=8,
-    second_jitter=4,
-    scales=tuple(1 + (i - 5) / 50 for i in range(11)),
-    angles=tuple(float(a) for a in range(-10, 11)) + (0.0,) * 5,
-    wrap=False,
-    lp_weight=0.0,
-    lp_p=6.0,
-    tv_weight=0.0,
-    tv_beta=2.0,
-    normalize_grads=False,
-    keep_best=False,
-    standardize=False,
+    edge="grey",
     xla=True,
 )
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (KERAS_VIS, LUCID)}
 
 
-def get_recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise AtlasError(f"unknown recipe {name!r} (choose from {', '.join(RECIPES)})")
-    return RECIPES[name]
+def get_recipe(recipe: str | Recipe) -> Recipe:
+    """A built-in recipe by name (``lucid``, ``keras-vis``), or ``recipe`` itself.
+
+    Args:
+        recipe: A name or a ``Recipe``.
+
+    Returns:
+        The recipe; an unknown name is an AtlasError.
+    """
+    if isinstance(recipe, Recipe):
+        return recipe
+    if recipe not in RECIPES:
+        raise AtlasError(f"unknown recipe {recipe!r} (choose from {', '.join(RECIPES)})")
+    return RECIPES[recipe]

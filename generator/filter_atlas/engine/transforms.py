@@ -1,25 +1,101 @@
 """Transformation robustness: a random affine warp (shift, scale, rotation) per image and step.
 
+Each transform (``Jitter``, ``Scale``, ``Rotate``) draws its parameters on the host; ``draw``
+composes a list of them into one warp per step, which ``warp`` applies inside the compiled step.
+
 The random draws happen on the host with a seeded NumPy generator and enter the compiled step
 as a small array, so the images are reproducible and independent of batch composition.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 from keras import ops
 
-from .recipes import Recipe
+from ..errors import AtlasError
+
+IDENTITY = (0.0, 0.0, 1.0, 0.0)  # shift x, shift y (px), scale, angle (radians)
 
 
-def draw(rng: np.random.Generator, recipe: Recipe, steps: int) -> np.ndarray:
-    """Per-step warp parameters (steps, 4): shift x, shift y (px), scale, angle (radians)."""
-    shift = rng.integers(-recipe.jitter, recipe.jitter + 1, size=(steps, 2))
-    if recipe.second_jitter:
-        shift = shift + rng.integers(-recipe.second_jitter, recipe.second_jitter + 1, (steps, 2))
-    scale = rng.choice(np.array(recipe.scales), size=steps)
-    angle = np.deg2rad(rng.choice(np.array(recipe.angles), size=steps))
-    return np.column_stack([shift, scale, angle]).astype("float32")
+@dataclass(frozen=True)
+class Jitter:
+    """A random integer shift of up to ``pixels`` in x and y, drawn per step."""
+
+    pixels: int
+
+    def draw(self, rng: np.random.Generator, steps: int) -> np.ndarray:
+        """Per-step warp parameters (steps, 4) of this transform alone."""
+        out = np.tile(np.array(IDENTITY), (steps, 1))
+        out[:, :2] = rng.integers(-self.pixels, self.pixels + 1, size=(steps, 2))
+        return out
+
+    def key(self) -> dict:
+        return {"name": "jitter", "pixels": self.pixels}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A random scale factor about the centre, one of ``factors``, drawn per step."""
+
+    factors: tuple[float, ...]
+
+    def draw(self, rng: np.random.Generator, steps: int) -> np.ndarray:
+        out = np.tile(np.array(IDENTITY), (steps, 1))
+        out[:, 2] = rng.choice(np.array(self.factors), size=steps)
+        return out
+
+    def key(self) -> dict:
+        return {"name": "scale", "factors": list(self.factors)}
+
+
+@dataclass(frozen=True)
+class Rotate:
+    """A random rotation about the centre, one of ``degrees``, drawn per step."""
+
+    degrees: tuple[float, ...]
+
+    def draw(self, rng: np.random.Generator, steps: int) -> np.ndarray:
+        out = np.tile(np.array(IDENTITY), (steps, 1))
+        out[:, 3] = np.deg2rad(rng.choice(np.array(self.degrees), size=steps))
+        return out
+
+    def key(self) -> dict:
+        return {"name": "rotate", "degrees": list(self.degrees)}
+
+
+Transform = Jitter | Scale | Rotate
+
+
+def draw(transforms: Sequence[Transform], rng: np.random.Generator, steps: int) -> np.ndarray:
+    """The composed warp of every step (steps, 4), float32: shifts add, scales multiply, angles
+    add. Draws happen in list order, so the list order fixes the random numbers; the geometry is
+    always "rotate and scale about the centre, then shift" (one bilinear warp per step)."""
+    out = np.tile(np.array(IDENTITY), (steps, 1))
+    for transform in transforms:
+        part = transform.draw(rng, steps)
+        out[:, :2] += part[:, :2]
+        out[:, 2] *= part[:, 2]
+        out[:, 3] += part[:, 3]
+    return out.astype("float32")
+
+
+def parse(text: str) -> Transform:
+    """``jitter:8``, ``scale:0.9,1,1.1`` or ``rotate:-5,0,5`` -> the transform (AtlasError if not)."""
+    name, _, args = text.partition(":")
+    try:
+        values = [float(v) for v in args.split(",") if v.strip()]
+        if name == "jitter" and len(values) == 1 and values[0] == int(values[0]) >= 0:
+            return Jitter(int(values[0]))
+        if name == "scale" and values and min(values) > 0:
+            return Scale(tuple(values))
+        if name == "rotate" and values:
+            return Rotate(tuple(values))
+    except ValueError:
+        pass
+    raise AtlasError(f"unknown transform {text!r} (use jitter:PX, scale:F1,F2,... or rotate:DEG1,DEG2,...)")
 
 
 def warp(images, params, wrap: bool, fill: float = 0.5):

@@ -1,0 +1,177 @@
+"""The Python API: ``render(model, objectives, ...)`` and what it returns.
+
+The atlas (``filter-atlas render``) and the keras-vis compatibility layer are built on this.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .engine.objectives import Objective, batch_arrays, channel
+from .engine.optimize import Renderer, image_rng
+from .engine.recipes import Recipe, get_recipe
+from .errors import AtlasError
+from .models import LoadedModel
+
+MAX_STEPS_ENV = "FILTER_ATLAS_MAX_STEPS"
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What ``render`` returns, one row per image, in order (objective by objective, n each).
+
+    Attributes:
+        images: (N, size, size, 3) uint8, exactly what would be saved.
+        activations: (N,) each image's own objective, measured on ``images`` (true ReLU, no warp).
+        start_activations: (N,) the same objective on each image's (finished) starting point.
+        objectives: The objective of each image.
+        recipe: The recipe as run (its ``steps`` are the steps actually run).
+    """
+
+    images: np.ndarray
+    activations: np.ndarray
+    start_activations: np.ndarray
+    objectives: tuple[Objective, ...]
+    recipe: Recipe
+
+
+def capped(recipe: Recipe) -> Recipe:
+    """``recipe`` with its steps capped by ``$FILTER_ATLAS_MAX_STEPS`` when that is set.
+
+    Args:
+        recipe: The recipe.
+
+    Returns:
+        The recipe to run; a cap that is not a positive integer is an AtlasError.
+    """
+    text = os.environ.get(MAX_STEPS_ENV, "").strip()
+    if not text:
+        return recipe
+    if not text.isdigit() or int(text) <= 0:
+        raise AtlasError(f"{MAX_STEPS_ENV} must be a positive integer, got {text!r}")
+    return recipe.with_steps(min(recipe.steps, int(text)))
+
+
+def render(model: LoadedModel, objectives: Objective | Sequence[Objective], n: int = 1,
+           recipe: str | Recipe = "lucid", size: int = 224, steps: int | None = None, seed: int = 0,
+           *, on_step: Callable[[int], None] | None = None, start: np.ndarray | None = None) -> RenderResult:
+    """Optimize images for objectives.
+
+    A list gives ``n`` images per objective; objectives that share a target layer and a template
+    (the same terms up to filter indices and weights) are optimized together in one compiled
+    batch. A single objective with ``n=K`` gives K images optimized jointly (``diversity``
+    couples them; without it they are K seeds). Every random draw is seeded by
+    (seed, objective, image), so an image does not depend on what else is rendered.
+
+    Args:
+        model: From ``load_model``.
+        objectives: One objective or a list (see ``filter_atlas.objectives``).
+        n: Images per objective.
+        recipe: ``lucid``, ``keras-vis`` or a ``Recipe``.
+        size: Image side in pixels.
+        steps: Overrides the recipe's steps; ``$FILTER_ATLAS_MAX_STEPS`` caps either.
+        seed: Seed of the starts and transforms.
+        on_step: Called with the steps done of the batch in progress (every 64 steps).
+        start: Starting images (N, size, size, 3) in 0-255 units instead of the seeded ones;
+            pixel parameterization only.
+
+    Returns:
+        A ``RenderResult``.
+    """
+    objs = [objectives] if isinstance(objectives, Objective) else list(objectives)
+    if not objs or not all(isinstance(o, Objective) for o in objs):
+        raise AtlasError("render needs an objective or a non-empty list of objectives")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise AtlasError(f"n must be a positive integer, got {n!r}")
+    if steps is not None and steps <= 0:
+        raise AtlasError(f"steps must be positive, got {steps}")
+    run = capped(get_recipe(recipe).with_steps(steps))
+    if start is not None and (run.param.name != "pixel" or start.shape != (len(objs) * n, size, size, 3)):
+        shape = (len(objs) * n, size, size, 3)
+        raise AtlasError(f"start images need the pixel parameterization and shape {shape}")
+    model.check_size(size)
+    for o in objs:
+        _validate(model, o, size)
+    slots = [(o, g, k) for g, o in enumerate(objs) for k in range(n)]
+    batches: dict[tuple, list[int]] = {}
+    for i, (o, _, _) in enumerate(slots):
+        batches.setdefault((o.layer, o.template()), []).append(i)
+
+    images = np.zeros((len(slots), size, size, 3), dtype="uint8")
+    values, starts = np.zeros(len(slots)), np.zeros(len(slots))
+    for (layer, template), members in batches.items():
+        chosen = [slots[i] for i in members]
+        optimized = [o - run.penalty if run.penalty is not None else o for o, _, _ in chosen]
+        renderer = _renderer(model, layer, optimized[0].template(), run, size)
+        groups = [g for _, g, _ in chosen]
+        state, warps = renderer.start([image_rng(seed, o.seed_words(), k) for o, _, k in chosen],
+                                      None if start is None else start[members])
+        start_images = renderer.finish(state[0])
+        state = renderer.optimize(state, warps, batch_arrays(optimized, groups), on_step)
+        done = renderer.finish(renderer.result(state))
+        plain = batch_arrays([o for o, _, _ in chosen], groups)
+        images[members] = done
+        values[members] = renderer.measure(done, template, plain)
+        starts[members] = renderer.measure(start_images, template, plain)
+    return RenderResult(images, values, starts, tuple(o for o, _, _ in slots), run)
+
+
+def score(model: LoadedModel, objective: Objective, images: np.ndarray) -> np.ndarray:
+    """The objective on each uint8 image (true ReLU, no warp); the images form one group.
+
+    Args:
+        model: From ``load_model``.
+        objective: The objective.
+        images: (N, H, W, 3) uint8.
+
+    Returns:
+        (N,) float64.
+    """
+    _validate(model, objective, images.shape[1])
+    renderer = _renderer(model, objective.layer, objective.template(), get_recipe("lucid"), images.shape[1])
+    arrays = batch_arrays([objective] * len(images), [0] * len(images))
+    return renderer.measure(images, objective.template(), arrays)
+
+
+def channel_means(model: LoadedModel, layer: str, images: np.ndarray) -> np.ndarray:
+    """Mean activation (after ReLU) of every filter of ``layer`` for each uint8 image.
+
+    Args:
+        model: From ``load_model``.
+        layer: A conv layer's name.
+        images: (N, H, W, 3) uint8.
+
+    Returns:
+        (N, filters) float64.
+    """
+    probe = channel(layer, 0)
+    _validate(model, probe, images.shape[1])
+    renderer = _renderer(model, layer, probe.template(), get_recipe("lucid"), images.shape[1])
+    return renderer.channel_means(images)
+
+
+def _renderer(model: LoadedModel, layer: str, template: tuple, recipe: Recipe, size: int) -> Renderer:
+    """The compiled renderer for this shape of work, built once per model."""
+    key = (layer, template, replace(recipe, name=""), size)
+    if key not in model.renderers:
+        model.renderers[key] = Renderer(*model.truncate(layer), model.preprocess_fn(), template, recipe,
+                                        size)
+    return model.renderers[key]
+
+
+def _validate(model: LoadedModel, objective: Objective, size: int) -> None:
+    """Every term names a conv layer of the model, a filter it has and a position inside it."""
+    (layer,) = model.resolve_layers((objective.layer,), size)
+    h, w = layer.output_shape[:2]
+    for _, term in objective.terms:
+        if term.index is not None and not 0 <= term.index < layer.filters:
+            raise AtlasError(
+                f"filter index {term.index} out of range for {layer.name} (0..{layer.filters - 1})")
+        for name, value, limit in (("x", term.x, w), ("y", term.y, h)):
+            if value is not None and not 0 <= value < (limit or 1):
+                raise AtlasError(
+                    f"neuron {name}={value} is outside {layer.name}'s {h}x{w} output at {size} px")

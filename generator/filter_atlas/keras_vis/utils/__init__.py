@@ -1,0 +1,1 @@
+"""keras-vis' ``vis.utils`` package."""
