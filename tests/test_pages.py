@@ -123,7 +123,7 @@ def test_full_vgg16_atlas_builds_strictly_within_a_minute(docs, tmp_path):
     grids = [a["class"] for tag, a in block5.tags if tag == "div" and "fa-grid" in a.get("class", "")]
     assert grids == ["fa-grid fa-compact"] * 3
     assert sorted(pages) == sorted(["404.html", "index.html", "filters.html", "activation-maximization.html",
-                                    "progression.html", "publish.html", "reproduce.html"]
+                                    "progression.html", "publish.html", "reproduce.html", "api.html"]
                                    + [f"blocks/block{n}.html" for n in range(1, 6)])
     check_site(tmp_path / "site", pages)
     index = json.loads((tmp_path / "site/search/search_index.json").read_text())
