@@ -10,10 +10,10 @@ Usage: ``python benchmarks/compare_recipes.py [docs/atlas] [--image out.png]``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
+from filter_atlas.store import FilterEntry, read_manifest
 from PIL import Image
 
 
@@ -24,11 +24,10 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=160)
     args = parser.parse_args()
 
-    manifest = json.loads((args.atlas / "manifest.json").read_text())
-    by_recipe: dict[str, dict[tuple, dict]] = {}
-    for entry in manifest["filters"]:
-        if entry["trained"]:
-            by_recipe.setdefault(entry["recipe"], {})[(entry["layer"], entry["index"])] = entry
+    by_recipe: dict[str, dict[tuple, FilterEntry]] = {}
+    for entry in read_manifest(args.atlas).filters:
+        if entry.trained:
+            by_recipe.setdefault(entry.recipe, {})[(entry.layer, entry.index)] = entry
     lucid, kvis = by_recipe.get("lucid", {}), by_recipe.get("keras-vis", {})
     both = sorted(set(lucid) & set(kvis))
     if not both:
@@ -38,14 +37,14 @@ def main() -> None:
     ratios = []
     for layer, index in both:
         a, b = lucid[layer, index], kvis[layer, index]
-        ratios.append(b["activation"] / a["activation"])
-        print(f"{layer}#{index:<5} {a['activation']:>9.1f} {b['activation']:>10.1f} {ratios[-1]:>6.2f} "
-              f"{a['natural_activation']:>9.1f}")
+        ratios.append(b.activation / a.activation)
+        print(f"{layer}#{index:<5} {a.activation:>9.1f} {b.activation:>10.1f} {ratios[-1]:>6.2f} "
+              f"{a.natural_activation:>9.1f}")
     print(f"keras-vis / lucid activation: median {np.median(ratios):.2f}, "
           f"range {min(ratios):.2f}-{max(ratios):.2f} over {len(both)} filters")
 
-    def tile(entry: dict) -> np.ndarray:
-        image = Image.open(args.atlas / entry["image"]).convert("RGB")
+    def tile(entry: FilterEntry) -> np.ndarray:
+        image = Image.open(args.atlas / entry.image).convert("RGB")
         return np.asarray(image.resize((args.tile, args.tile), Image.Resampling.LANCZOS))
 
     rows = [np.concatenate([tile(table[key]) for key in both], axis=1) for table in (lucid, kvis)]

@@ -90,8 +90,8 @@ def render(model: LoadedModel, objectives: Objective | Sequence[Objective], n: i
     if steps is not None and steps <= 0:
         raise AtlasError(f"steps must be positive, got {steps}")
     run = capped(get_recipe(recipe).with_steps(steps))
-    if start is not None and (run.param.name != "pixel" or start.shape != (len(objs) * n, size, size, 3)):
-        shape = (len(objs) * n, size, size, 3)
+    shape = (len(objs) * n, size, size, 3)
+    if start is not None and (run.param.name != "pixel" or start.shape != shape):
         raise AtlasError(f"start images need the pixel parameterization and shape {shape}")
     model.check_size(size)
     for o in objs:

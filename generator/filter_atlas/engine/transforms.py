@@ -20,6 +20,11 @@ from ..errors import AtlasError
 IDENTITY = (0.0, 0.0, 1.0, 0.0)  # shift x, shift y (px), scale, angle (radians)
 
 
+def identity(steps: int) -> np.ndarray:
+    """Warp parameters (steps, 4) float64 that leave every step's image as it is."""
+    return np.tile(np.array(IDENTITY), (steps, 1))
+
+
 @dataclass(frozen=True)
 class Jitter:
     """A random integer shift of up to ``pixels`` in x and y, drawn per step."""
@@ -28,7 +33,7 @@ class Jitter:
 
     def draw(self, rng: np.random.Generator, steps: int) -> np.ndarray:
         """Per-step warp parameters (steps, 4) of this transform alone."""
-        out = np.tile(np.array(IDENTITY), (steps, 1))
+        out = identity(steps)
         out[:, :2] = rng.integers(-self.pixels, self.pixels + 1, size=(steps, 2))
         return out
 
@@ -43,7 +48,7 @@ class Scale:
     factors: tuple[float, ...]
 
     def draw(self, rng: np.random.Generator, steps: int) -> np.ndarray:
-        out = np.tile(np.array(IDENTITY), (steps, 1))
+        out = identity(steps)
         out[:, 2] = rng.choice(np.array(self.factors), size=steps)
         return out
 
@@ -58,7 +63,7 @@ class Rotate:
     degrees: tuple[float, ...]
 
     def draw(self, rng: np.random.Generator, steps: int) -> np.ndarray:
-        out = np.tile(np.array(IDENTITY), (steps, 1))
+        out = identity(steps)
         out[:, 3] = np.deg2rad(rng.choice(np.array(self.degrees), size=steps))
         return out
 
@@ -73,7 +78,7 @@ def draw(transforms: Sequence[Transform], rng: np.random.Generator, steps: int) 
     """The composed warp of every step (steps, 4), float32: shifts add, scales multiply, angles
     add. Draws happen in list order, so the list order fixes the random numbers; the geometry is
     always "rotate and scale about the centre, then shift" (one bilinear warp per step)."""
-    out = np.tile(np.array(IDENTITY), (steps, 1))
+    out = identity(steps)
     for transform in transforms:
         part = transform.draw(rng, steps)
         out[:, :2] += part[:, :2]
