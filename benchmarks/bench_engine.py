@@ -1,139 +1,186 @@
-"""Speed of the engine against tf-keras-vis 0.8.7 and the compiled forward/backward floor.
+"""Speed of the engine per recipe against its peer and the compiled floor, in one run.
 
-All run in this one process, on the same VGG16 weights, layer, filters (one image per filter, in
-one batch), image size and step count, with the pixel-space keras-vis recipe:
+For each layer, on the same VGG16 weights, filters (one image per filter, in one batch), image
+size and step count:
 
-- filter-atlas: ``filter_atlas.render`` with the ``keras-vis`` recipe (jitter 16, Lp + TV, RMSProp);
-- tf-keras-vis: ``ActivationMaximization`` with Jitter(16), TotalVariation2D and Norm, RMSprop
+- ``keras-vis`` recipe (pixel space, jitter 16, Lp + TV, RMSProp): filter-atlas against
+  tf-keras-vis 0.8.7's ``ActivationMaximization`` with the same settings, in this process
   (TensorFlow backend only: it is built on ``tf.GradientTape``);
-- floor: the truncated network's forward pass and input gradient, nothing else, compiled with
-  XLA and (TensorFlow) as a plain graph; the faster of the two is the floor;
-- own-filter floor: the same, but the target layer computes only each image's own filter, as the
-  engine does: what is left over it is the engine's optimizer and regularizer work.
+- ``lucid`` recipe (Fourier, decorrelated colour, transformation robustness, Adam): filter-atlas
+  against xplique 2.0.2's Fourier ``optimize`` with its defaults, run by
+  ``peers/xplique_step.py`` in its own virtual environment (xplique needs TensorFlow <= 2.20),
+  which this script makes at ``benchmarks/.venv-xplique`` on first use (``--xplique-python``
+  names another interpreter, ``--no-xplique`` skips it);
+- floor: the truncated network's forward pass and input gradient and nothing else (own filters
+  only at the target layer, as the engine computes), as a TensorFlow graph: the cost of the
+  model's arithmetic, which every recipe pays.
 
-Each is warmed up once (compilation excluded), then timed. Prints ms per filter-step and the
-ratios. Usage: ``python benchmarks/bench_engine.py [--layer block3_conv2 --size 128 ...]``;
-``KERAS_BACKEND=jax`` measures the JAX backend.
+Each time is a long run minus a short run of the same work (after a warm-up), so start-up,
+tracing and final measurement cancel; best of ``--repeats``. Prints ms per filter-step and the
+ratios. Usage: ``python benchmarks/bench_engine.py [--layers block3_conv2,block5_conv2 --size 128]``;
+``KERAS_BACKEND=jax`` measures the JAX backend (no peers there).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS = os.environ.get("FILTER_ATLAS_WEIGHTS") or str(
-    REPO.parent / "shared/weights/vgg16_imagenet_notop.h5"
+    HERE.parents[1] / "shared/weights/vgg16_imagenet_notop.h5"
 )
+XPLIQUE_VENV = HERE / ".venv-xplique"
+# xplique 2.0.2 asks for tensorflow[and-cuda] (gigabytes of CUDA wheels) on Linux: install its
+# CPU dependencies by hand, then xplique itself without dependencies.
+XPLIQUE_REQUIREMENTS = [
+    "tensorflow==2.20.0", "tensorflow-probability[tf]==0.25.0", "einops", "deprecated",
+    "opencv-python-headless", "matplotlib", "scikit-image==0.25.2", "scikit-learn==1.7.2",
+    "scipy==1.15.3", "h5py",
+]
 
 
-def timed(fn, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls of ``fn`` (after one warm-up call)."""
-    fn()
+def per_step(run: Callable[[int], None], steps: int, repeats: int) -> float:
+    """Seconds per step of ``run(steps)``: a long run minus a short one, best of ``repeats``."""
+    short = max(1, steps // 4)
+    run(short)  # warm-up: compilation, oneDNN primitives
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        times = []
+        for n in (steps, short):
+            start = time.perf_counter()
+            run(n)
+            times.append(time.perf_counter() - start)
+        best = min(best, times[0] - times[1])
+    return best / (steps - short)
+
+
+def xplique_python(requested: str | None) -> str:
+    """The interpreter of the xplique environment, made on first use."""
+    if requested:
+        return requested
+    python = XPLIQUE_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"making {XPLIQUE_VENV} (xplique 2.0.2, TensorFlow 2.20; once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(XPLIQUE_VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q"]
+        subprocess.run(pip + XPLIQUE_REQUIREMENTS, check=True)
+        subprocess.run([*pip, "--no-deps", "xplique==2.0.2"], check=True)
+    return str(python)
+
+
+def xplique_step(python: str, weights: str, layer: str, filters: list[int], size: int, steps: int,
+                 repeats: int) -> float:
+    """Seconds per filter-step of xplique's Fourier step (see ``peers/xplique_step.py``)."""
+    out = subprocess.run(
+        [python, str(HERE / "peers" / "xplique_step.py"), "--weights", weights, "--layer", layer,
+         "--filters", ",".join(map(str, filters)), "--size", str(size), "--steps", str(steps),
+         "--repeats", str(repeats)],
+        check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["ms_per_filter_step"] / 1000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS)
-    parser.add_argument("--layer", default="block3_conv2")
+    parser.add_argument("--layers", default="block3_conv2,block5_conv2")
     parser.add_argument("--filters", default="0,1,2,3,4,5")
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--xplique-python", help="an interpreter with xplique 2.0.2 installed")
+    parser.add_argument("--no-xplique", action="store_true")
     args = parser.parse_args()
 
     import keras
     from filter_atlas import load_model, render
     from filter_atlas import objectives as obj
+    from filter_atlas.api import compiled
     from filter_atlas.engine import backend, objectives
+    from filter_atlas.engine.recipes import get_recipe
     from keras import ops
 
     filters = [int(f) for f in args.filters.split(",")]
+    n, size = len(filters), args.size
     loaded = load_model("vgg16", args.weights)
-    trunk, conv = loaded.truncate(args.layer)
-    n, steps = len(filters), args.steps
-    seed = np.random.default_rng(0).uniform(0, 255, (n, args.size, args.size, 3)).astype("float32")
+    tf_backend = backend.name() == "tensorflow"
+    peers = {"keras-vis": "tf-keras-vis 0.8.7", "lucid": "xplique 2.0.2 (Fourier)"}
+    python = None if args.no_xplique or not tf_backend else xplique_python(args.xplique_python)
+    print(f"VGG16, {n} filters in one batch, {size} px, {args.steps} steps, backend "
+          f"{backend.name()}, device {backend.device()}, {os.cpu_count()} CPUs; ms per filter-step")
+    print(f"{'layer':<13} {'recipe':<10} {'compile':<7} {'filter-atlas':>12} {'peer':<24} {'peer ms':>8} "
+          f"{'speed-up':>8} {'floor':>6} {'vs floor':>8}")
 
-    objs = [obj.channel(args.layer, i) for i in filters]
-    times = {"filter-atlas": timed(
-        lambda: render(loaded, objs, recipe="keras-vis", size=args.size, steps=steps), args.repeats)}
+    for layer in args.layers.split(","):
+        trunk, conv = loaded.truncate(layer)
+        seed = np.random.default_rng(0).uniform(0, 255, (n, size, size, 3)).astype("float32")
+        weights = ([v.value for v in trunk.trainable_variables], [])
+        chosen = ops.convert_to_tensor(np.array(filters, dtype="int32")[:, None])
+        x = ops.convert_to_tensor(seed - 120.0)
 
-    if backend.name() == "tensorflow":
-        from tf_keras_vis.activation_maximization import ActivationMaximization
-        from tf_keras_vis.activation_maximization.input_modifiers import Jitter
-        from tf_keras_vis.activation_maximization.regularizers import Norm, TotalVariation2D
-        from tf_keras_vis.utils.model_modifiers import ExtractIntermediateLayer, ReplaceToLinear
-        from tf_keras_vis.utils.scores import CategoricalScore
+        def own_loss(x, weights, trunk=trunk, conv=conv, chosen=chosen):
+            features, _ = trunk.stateless_call(*weights, x)
+            return ops.sum(objectives.own_filter_preact(
+                features, conv, conv.kernel.value, conv.bias.value, chosen)), ()
 
-        am = ActivationMaximization(loaded.model, model_modifier=[ExtractIntermediateLayer(args.layer),
-                                                                  ReplaceToLinear()], clone=True)
+        step = backend.jit(backend.value_and_grad(own_loss), xla=False)
 
-        def tf_keras_vis() -> None:
-            am(CategoricalScore(filters), seed_input=seed.copy(), steps=steps,
-               input_modifiers=[Jitter(16)],
-               regularizers=[TotalVariation2D(weight=10.0), Norm(weight=10.0, p=6)],
-               optimizer=keras.optimizers.RMSprop(1.0, 0.95))
-
-        times["tf-keras-vis"] = timed(tf_keras_vis, args.repeats)
-
-    weights = ([v.value for v in trunk.trainable_variables], [])
-    kernel, bias = conv.kernel.value, conv.bias.value
-    chosen = ops.convert_to_tensor(np.array(filters, dtype="int32")[:, None])
-    x = ops.convert_to_tensor(seed - 120.0)
-
-    def full_loss(x, weights):
-        features, _ = trunk.stateless_call(*weights, x)
-        maps = objectives.preact(features, conv, kernel, bias)
-        return ops.sum(objectives.select_filters(maps, chosen)), ()
-
-    def own_loss(x, weights):
-        features, _ = trunk.stateless_call(*weights, x)
-        return ops.sum(objectives.own_filter_preact(features, conv, kernel, bias, chosen)), ()
-
-    def floor(loss, compile_fn) -> float:
-        step = compile_fn(backend.value_and_grad(loss))
-
-        def run() -> None:
+        def floor_run(steps: int, step=step, x=x, weights=weights) -> None:
             for _ in range(steps):
                 _, grad = step(x, weights)
             np.asarray(grad)
 
-        return timed(run, args.repeats)
+        floor = per_step(floor_run, args.steps, args.repeats) / n
 
-    if backend.name() == "tensorflow":
-        import tensorflow as tf
+        for name in ("keras-vis", "lucid"):
+            recipe = get_recipe(name)
+            objs = [obj.channel(layer, i) for i in filters]
 
-        times["floor, XLA"] = floor(full_loss, lambda f: tf.function(f, jit_compile=True))
-        times["floor, TF graph"] = floor(full_loss, lambda f: tf.function(f, jit_compile=False))
-    else:
-        times["floor, XLA"] = floor(full_loss, backend.jit)
-    times["own-filter floor"] = floor(own_loss, backend.jit)
+            def ours(steps: int, recipe=recipe, objs=objs) -> None:
+                render(loaded, objs, recipe=recipe, size=size, steps=steps)
 
-    t_ours = times["filter-atlas"]
-    t_floor = min(t for name, t in times.items() if name.startswith("floor"))
-    per = n * steps
-    print(f"VGG16 {args.layer}, {n} filters in one batch, {args.size} px, {steps} steps, "
-          f"backend {backend.name()}, device {backend.device()}, {os.cpu_count()} CPUs")
-    print(f"{'method':<17} {'ms/filter-step':>15} {'vs filter-atlas':>16}")
-    for name, t in times.items():
-        print(f"{name:<17} {1000 * t / per:>15.2f} {t / t_ours:>15.2f}x")
-    if "tf-keras-vis" in times:
-        print(f"speed-up over tf-keras-vis: {times['tf-keras-vis'] / t_ours:.2f}x (target >= 2)")
-    print(f"cost over the floor: {t_ours / t_floor:.2f}x (target <= 1.3); "
-          f"over the own-filter floor: {t_ours / times['own-filter floor']:.2f}x")
+            t_ours = per_step(ours, args.steps, args.repeats) / n
+            t_peer = None
+            if name == "keras-vis" and tf_backend:
+                t_peer = per_step(tf_keras_vis(loaded, keras, layer, filters, seed), args.steps,
+                                  args.repeats) / n
+            elif name == "lucid" and python:
+                t_peer = xplique_step(python, args.weights, layer, filters, size, args.steps, args.repeats)
+            mode = "XLA" if compiled(loaded, layer, recipe, size).xla else "graph"
+            peer_ms = f"{1000 * t_peer:>8.1f}" if t_peer else f"{'-':>8}"
+            speed_up = f"{t_peer / t_ours:>7.2f}x" if t_peer else f"{'-':>8}"
+            print(f"{layer:<13} {name:<10} {mode:<7} {1000 * t_ours:>12.1f} {peers[name]:<24} {peer_ms} "
+                  f"{speed_up} {1000 * floor:>6.1f} {t_ours / floor:>7.2f}x", flush=True)
+
+
+def tf_keras_vis(loaded, keras, layer: str, filters: list[int], seed: np.ndarray) -> Callable[[int], None]:
+    """tf-keras-vis' ActivationMaximization with the keras-vis recipe's settings."""
+    from tf_keras_vis.activation_maximization import ActivationMaximization
+    from tf_keras_vis.activation_maximization.input_modifiers import Jitter
+    from tf_keras_vis.activation_maximization.regularizers import Norm, TotalVariation2D
+    from tf_keras_vis.utils.model_modifiers import ExtractIntermediateLayer, ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    am = ActivationMaximization(loaded.model, model_modifier=[ExtractIntermediateLayer(layer),
+                                                              ReplaceToLinear()], clone=True)
+
+    def run(steps: int) -> None:
+        am(CategoricalScore(filters), seed_input=seed.copy(), steps=steps, input_modifiers=[Jitter(16)],
+           regularizers=[TotalVariation2D(weight=10.0), Norm(weight=10.0, p=6)],
+           optimizer=keras.optimizers.RMSprop(1.0, 0.95))
+
+    return run
 
 
 if __name__ == "__main__":

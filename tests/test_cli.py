@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from filter_atlas.api import compiled
+from filter_atlas.atlas import cache_key
+from filter_atlas.engine.recipes import LUCID
 
 from .conftest import DEAD_FILTER, read_pngs
 
@@ -28,7 +31,7 @@ def test_layers_lists_every_conv_layer(cli, weights_path):
     assert "(14, 14, 512)" in out.splitlines()[-1]
 
 
-def test_render_writes_images_thumbnails_and_manifest(cli, weights_path, tmp_path):
+def test_render_writes_images_thumbnails_and_manifest(cli, weights_path, vgg16, tmp_path):
     out = tmp_path / "atlas"
     code, stdout, _ = cli("render", "--weights", weights_path, "--layers", "block1_conv1,block2_conv1",
                           "--sample", "2", "--out", out, "--quiet", *SMALL)
@@ -49,6 +52,11 @@ def test_render_writes_images_thumbnails_and_manifest(cli, weights_path, tmp_pat
         assert entry["size"] == 32 and entry["steps"] == 6 and not entry["dead"]
         assert (out / entry["image"]).is_file() and (out / entry["thumbnail"]).is_file()
         assert entry["natural_activation"] > 0
+        # The key records the compile mode the rule picked: XLA at block1_conv1 only.
+        as_run = compiled(vgg16, entry["layer"], LUCID.with_steps(6), 32)
+        assert as_run.xla == (entry["layer"] == "block1_conv1")
+        assert entry["key"] == cache_key("vgg16", model["weights_sha256"], "caffe", entry["layer"],
+                                         entry["index"], as_run, 32, 0, "tensorflow")
     assert not list(out.rglob("*.tmp"))
 
     # Unchanged inputs: nothing to do. A corrupt image is re-rendered; --force renders all.

@@ -1,12 +1,14 @@
 """The engine's building blocks against independent NumPy references."""
 
+from dataclasses import replace
+
 import keras
 import numpy as np
 import pytest
 from filter_atlas.engine import objectives, transforms
 from filter_atlas.engine.optimizers import get_optimizer
 from filter_atlas.engine.param import FourierParam, PixelParam, get_param
-from filter_atlas.engine.recipes import KERAS_VIS, LUCID, get_recipe
+from filter_atlas.engine.recipes import KERAS_VIS, LUCID, choose_xla, get_recipe
 from filter_atlas.errors import AtlasError
 from filter_atlas.models import preprocessor
 from keras import ops
@@ -144,3 +146,13 @@ def test_unknown_recipe_and_preprocessing():
     with pytest.raises(AtlasError, match="unknown transform 'blur:2'"):
         transforms.parse("blur:2")
     assert transforms.parse("jitter:4") == transforms.Jitter(4)
+
+
+def test_compile_mode_rule_and_overrides():
+    shallow, deep = 1728.0, 38592.0  # VGG16 block1_conv1 and block1_conv2, MACs per pixel
+    assert choose_xla(LUCID, "tensorflow", shallow) and not choose_xla(LUCID, "tensorflow", deep)
+    assert not choose_xla(KERAS_VIS, "tensorflow", deep)
+    assert choose_xla(replace(LUCID, xla=True), "tensorflow", deep)
+    assert not choose_xla(replace(LUCID, xla=False), "tensorflow", shallow)
+    assert choose_xla(replace(LUCID, xla=False), "jax", deep)  # JAX always compiles with XLA
+    assert replace(LUCID, xla=True).key() != replace(LUCID, xla=False).key()

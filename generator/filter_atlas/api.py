@@ -11,9 +11,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .engine import backend
 from .engine.objectives import Objective, batch_arrays, channel
 from .engine.optimize import Renderer, image_rng
-from .engine.recipes import Recipe, get_recipe
+from .engine.recipes import Recipe, choose_xla, get_recipe
 from .errors import AtlasError
 from .models import LoadedModel
 
@@ -154,8 +155,26 @@ def channel_means(model: LoadedModel, layer: str, images: np.ndarray) -> np.ndar
     return renderer.channel_means(images)
 
 
+def compiled(model: LoadedModel, layer: str, recipe: Recipe, size: int) -> Recipe:
+    """``recipe`` with its compile mode decided for ``layer`` at ``size`` (``choose_xla``): what
+    renders, and what the cache key records.
+
+    Args:
+        model: From ``load_model``.
+        layer: The target conv layer.
+        recipe: The recipe.
+        size: Image side in pixels.
+
+    Returns:
+        The recipe with ``xla`` set.
+    """
+    (conv,) = model.resolve_layers((layer,), size)
+    return replace(recipe, xla=choose_xla(recipe, backend.name(), conv.cost / size**2))
+
+
 def _renderer(model: LoadedModel, layer: str, template: tuple, recipe: Recipe, size: int) -> Renderer:
     """The compiled renderer for this shape of work, built once per model."""
+    recipe = compiled(model, layer, recipe, size)
     key = (layer, template, replace(recipe, name=""), size)
     if key not in model.renderers:
         model.renderers[key] = Renderer(*model.truncate(layer), model.preprocess_fn(), template, recipe,

@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
-from .api import capped, channel_means
+from .api import capped, channel_means, compiled
 from .api import render as render_images
 from .engine import backend
 from .engine.objectives import channel
@@ -97,9 +97,11 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Sha
     store.describe_model(loaded.slug, model_record(loaded, spec.size))
     run = run_record()
 
+    as_run = {layer.name: compiled(loaded, layer.name, recipe, spec.size) for layer in layers}
+
     def key(layer: str, index: int) -> str:
-        return cache_key(loaded.slug, loaded.weights_sha256, loaded.preprocess, layer, index, recipe,
-                         spec.size, spec.seed, backend_name)
+        return cache_key(loaded.slug, loaded.weights_sha256, loaded.preprocess, layer, index,
+                         as_run[layer], spec.size, spec.seed, backend_name)
 
     # Batches are fixed groups of the layer's selection, never "whatever is pending": an image
     # then never depends on which other filters were fresh, or on sharding, so a resumed or

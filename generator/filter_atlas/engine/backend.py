@@ -39,7 +39,7 @@ def jit(fn: Callable, xla: bool = True) -> Callable:
     """One compiled function (recompiled only for new input shapes).
 
     JAX always compiles with XLA. TensorFlow compiles with XLA when ``xla``, else to a plain
-    ``tf.function`` graph whose convolutions run on oneDNN (see ``Recipe.xla`` for when each wins).
+    ``tf.function`` graph whose convolutions run on oneDNN (``recipes.choose_xla`` picks).
     """
     if name() == "jax":
         import jax

@@ -34,10 +34,8 @@ class Recipe:
         keep_best: Return the iterate of lowest loss rather than the last one.
         standardize: Final image to zero mean, std 0.1 around grey (keras-vis' deprocess_input).
         redirect_steps: First steps with the ReLU gradient redirected (Lucid).
-        xla: TensorFlow only: compile the step with XLA, else as a graph with oneDNN
-            convolutions. Measured on 2 CPU cores: XLA's fusion halves a Lucid step at block1
-            (the Fourier image and bilinear warp are dozens of elementwise and gather ops),
-            while oneDNN's convolutions make a pixel-space step 1.2-1.4x faster at block2-3.
+        xla: TensorFlow only: compile the step with XLA (``True``) or as a graph whose
+            convolutions run on oneDNN (``False``); ``None`` lets ``choose_xla`` pick by layer.
     """
 
     name: str
@@ -50,7 +48,7 @@ class Recipe:
     keep_best: bool = False
     standardize: bool = False
     redirect_steps: int = 16
-    xla: bool = True
+    xla: bool | None = None
 
     def __post_init__(self) -> None:
         if self.edge not in ("grey", "wrap"):
@@ -91,7 +89,6 @@ KERAS_VIS = Recipe(
     edge="wrap",
     keep_best=True,
     standardize=True,
-    xla=False,
 )
 
 LUCID = Recipe(
@@ -107,8 +104,34 @@ LUCID = Recipe(
     optimizer=Adam(learning_rate=0.05),
     steps=512,
     edge="grey",
-    xla=True,
 )
+
+# Multiply-adds per input pixel of every conv up to the target layer below which TensorFlow
+# compiles with XLA: there the step's image-side work (the Fourier image, the warp, the penalty:
+# dozens of elementwise and gather ops that XLA fuses) outweighs the convolutions, which oneDNN
+# runs faster than XLA's CPU code. Measured by benchmarks/bench_compile.py (README, "Compile
+# mode"): VGG16's block1_conv1 (1,728) is faster with XLA, block1_conv2 (38,592) and every deeper
+# layer faster as a graph, at 128 and 224 px, for both recipes.
+XLA_BELOW_MACS_PER_PIXEL = 10_000
+
+
+def choose_xla(recipe: Recipe, backend_name: str, macs_per_pixel: float) -> bool:
+    """The compile mode of ``recipe``'s step: its own ``xla`` when set, else the measured rule.
+
+    Args:
+        recipe: The recipe.
+        backend_name: ``tensorflow`` or ``jax`` (JAX always compiles with XLA).
+        macs_per_pixel: Multiply-adds of every conv up to the target layer, per input pixel.
+
+    Returns:
+        True for XLA.
+    """
+    if backend_name == "jax":
+        return True
+    if recipe.xla is not None:
+        return recipe.xla
+    return macs_per_pixel < XLA_BELOW_MACS_PER_PIXEL
+
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (KERAS_VIS, LUCID)}
 
