@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The natural-image cache of every test run starts empty and stays out of the user's cache.
+os.environ.setdefault("FILTER_ATLAS_CACHE", tempfile.mkdtemp(prefix="filter-atlas-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_WEIGHTS = REPO.parent / "shared/weights/vgg16_imagenet_notop.h5"
@@ -68,8 +71,8 @@ def cli(capsys, monkeypatch, tmp_path):
     return run
 
 
-def read_pngs(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.png"))}
+def read_pngs(root: Path, pattern: str = "*.png") -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob(pattern))}
 
 
 def rgb(seed: int, shape=(2, 16, 16, 3)) -> np.ndarray:

@@ -15,7 +15,7 @@ from filter_atlas.engine.recipes import LUCID
 
 from .conftest import DEAD_FILTER, read_pngs
 
-SMALL = ("--size", "32", "--steps", "6", "--recipe", "lucid")
+SMALL = ("--size", "32", "--steps", "6", "--recipe", "lucid", "--views", "channel")
 
 
 def manifest(out: Path) -> dict:
@@ -93,7 +93,7 @@ def test_dead_filter_is_marked_and_ships_no_image(cli, tiny_model_path, tmp_path
 def _command(out: Path, weights: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "filter_atlas", "render", "--weights", str(weights), "--out", str(out),
             "--layers", "block1_conv1,block3_conv2,block4_conv1", "--sample", "2", "--size", "64",
-            "--steps", "40", "--quiet", *extra]
+            "--steps", "40", "--views", "channel", "--quiet", *extra]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -120,13 +120,19 @@ def test_killed_run_resumes_with_identical_results(tmp_path, weights_path):
     subprocess.run(_command(clean, weights_path), env=_env(), cwd=tmp_path, capture_output=True, check=True)
     assert read_pngs(killed) == read_pngs(clean)
     assert not list(killed.rglob("*.tmp"))
-    strip = [{k: v for k, v in e.items() if k != "seconds"} for e in manifest(killed)["filters"]]
-    assert strip == [{k: v for k, v in e.items() if k != "seconds"} for e in manifest(clean)["filters"]]
+    assert _untimed(manifest(killed)["filters"]) == _untimed(manifest(clean)["filters"])
+
+
+def _untimed(entries: list[dict]) -> list[dict]:
+    """Manifest entries without their timings (``seconds``, also in the channel view)."""
+    return [{k: {**v, "channel": {**v["channel"], "seconds": 0}} if k == "views" else v
+             for k, v in e.items() if k != "seconds"} for e in entries]
 
 
 def test_jax_backend_renders_the_same_filters(tmp_path, weights_path):
     pytest.importorskip("jax")
-    args = ["--layers", "block2_conv1", "--filters", "5,9", "--size", "48", "--steps", "24"]
+    args = ["--layers", "block2_conv1", "--filters", "5,9", "--size", "48", "--steps", "24",
+            "--views", "channel"]
     runs = {}
     for backend in ("jax", "tensorflow"):
         out = tmp_path / backend

@@ -123,7 +123,8 @@ def test_full_vgg16_atlas_builds_strictly_within_a_minute(docs, tmp_path):
     grids = [a["class"] for tag, a in block5.tags if tag == "div" and "fa-grid" in a.get("class", "")]
     assert grids == ["fa-grid fa-compact"] * 3
     assert sorted(pages) == sorted(["404.html", "index.html", "filters.html", "activation-maximization.html",
-                                    "progression.html", "publish.html", "reproduce.html", "api.html"]
+                                    "progression.html", "publish.html", "reproduce.html", "api.html",
+                                    "naturals.html"]
                                    + [f"blocks/block{n}.html" for n in range(1, 6)])
     check_site(tmp_path / "site", pages)
     index = json.loads((tmp_path / "site/search/search_index.json").read_text())
@@ -199,10 +200,10 @@ def test_untrained_row_recipe_comparison_and_dead_filters(docs):
     write_atlas(docs / "atlas", layers, dead=dead)
     pages = render_pages(docs / "atlas", docs)
     assert ("filter-atlas render --model vgg16 --weights random --recipe lucid \\\n"
-            "        --layers block1_conv1 --filters 1,5 --size 32 --seed 0 --steps 8") in \
+            "        --layers block1_conv1 --filters 1,5 --size 32 --seed 0 --steps 8 --views channel") in \
         pages["progression.md"]
     assert ("filter-atlas render --model vgg16 --weights imagenet --recipe keras-vis \\\n"
-            "        --layers block4_conv1 --filters 300 --size 32 --seed 0\n") in \
+            "        --layers block4_conv1 --filters 300 --size 32 --seed 0 --views channel\n") in \
         pages["activation-maximization.md"]
     tile = re.search(r'<figure class="fa-tile fa-dead" id="block4_conv1-300">.*?</figure>',
                      pages["blocks/block4.md"])

@@ -109,6 +109,10 @@ def test_every_gallery_image_loads_and_zooms_to_full_size(browser, committed):
     galleries = visit.page.eval_on_selector_all(
         ".md-nav__link[href*='blocks/']", "els => [...new Set(els.map(e => e.href))]")
     live = {e["thumbnail"] for e in manifest["filters"] if not e["dead"]}
+    for views in (e.get("views", {}) for e in manifest["filters"]):  # the unit panels' images
+        live |= {v["thumbnail"] for k, v in views.items() if k in ("negative", "neuron")}
+        live |= set(views.get("diversity", {}).get("thumbnails", ()))
+        live |= {p["image"] for side in ("top", "bottom") for p in views.get("examples", {}).get(side, ())}
     assert galleries and live
     seen = set()
     for gallery in galleries:
@@ -132,6 +136,29 @@ def test_every_gallery_image_loads_and_zooms_to_full_size(browser, committed):
     visit.page.wait_for_function("i => i.getBoundingClientRect().width >= Math.min(i.naturalWidth, 400) - 1",
                                  arg=zoomed.element_handle())  # the zoom-in animation has ended
     visit.shot("zoom.png")
+    visit.check()
+
+
+def test_a_unit_panel_zooms_each_view_to_its_full_size(browser, committed):
+    url, manifest = committed
+    with_views = [e for e in manifest["filters"] if "diversity" in e.get("views", {})]
+    if not with_views:
+        pytest.skip("the committed atlas has no diversity views yet")
+    entry = with_views[-1]
+    anchor = f"{entry['layer']}-{entry['index']}"
+    visit = Visit(browser)
+    visit.go(f"{url}blocks/{entry['layer'].split('_')[0]}.html#{anchor}")
+    panel = visit.page.locator(f"section.fa-unit#{anchor}")
+    assert panel.is_visible()
+    diverse = panel.locator(".fa-diverse a.glightbox")
+    assert diverse.count() == 4
+    diverse.nth(1).click()
+    zoomed = visit.page.locator(".gslide.current .gslide-image img")
+    zoomed.wait_for(state="visible")
+    visit.page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=zoomed.element_handle())
+    assert zoomed.get_attribute("src").endswith(entry["views"]["diversity"]["images"][1])
+    assert zoomed.evaluate("i => i.naturalWidth") == entry["views"]["diversity"]["size"]
+    visit.shot("unit.png")
     visit.check()
 
 

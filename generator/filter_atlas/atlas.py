@@ -1,25 +1,29 @@
-"""Orchestration: spec -> model -> engine -> store, with progress and skipping of fresh filters."""
+"""Orchestration: spec -> model -> engine -> store, with progress and skipping of fresh filters and views."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from . import __version__
-from .api import capped, channel_means, compiled
+from . import views as views_
+from .api import capped, compiled, score
 from .api import render as render_images
 from .engine import backend
-from .engine.objectives import channel
+from .engine.objectives import channel, diversity
 from .engine.recipes import Recipe, get_recipe
-from .models import LoadedModel, load_model
-from .naturals import natural_images
+from .examples import CACHE_VERSION, ExamplesResult, find_examples
+from .models import ConvLayer, LoadedModel, load_model, receptive_geometry
+from .naturals import ImageSet, bundled_set, folder_set
 from .shards import Shard, partition, plan_digest
 from .spec import AtlasSpec
-from .store import Store, digest
+from .store import LISTED, Store, digest, thumbnail
 
 ENGINE_VERSION = 3  # bump when a code change alters rendered pixels
 
@@ -70,98 +74,258 @@ def run_record() -> dict:
 
 
 def cache_key(model: str, weights_sha256: str, preprocess: str, layer: str, index: int, recipe: Recipe,
-              size: int, seed: int, backend_name: str) -> str:
-    """The key of one filter's image: a hash of everything that shapes its pixels.
+              size: int, seed: int, backend_name: str, view: dict | None = None) -> str:
+    """The key of one filter's image (or of one of its views): a hash of everything that shapes
+    its pixels.
 
     The recipe enters through its parts' keys (``Recipe.key``); the device does not (an atlas
-    rendered on a GPU stays fresh for CPU users of the same backend).
+    rendered on a GPU stays fresh for CPU users of the same backend). ``view`` (the view's name,
+    objective and image count) is absent for the channel view, whose key is the filter's.
     """
     return digest({
         "engine": ENGINE_VERSION, "model": model, "weights": weights_sha256, "preprocess": preprocess,
         "layer": layer, "index": index, "recipe": recipe.key(), "size": size, "seed": seed,
-        "backend": backend_name,
+        "backend": backend_name, **({"view": view} if view else {}),
     })
 
 
+Job = tuple[ConvLayer, list[int]]  # a fixed batch: one layer's filters rendered together
+
+
+class _Progress:
+    """One overall bar and one bar per batch of steps; ``advance`` is ``render``'s ``on_step``."""
+
+    def __init__(self, total: int, desc: str, quiet: bool):
+        self.bar = tqdm(total=total, desc=desc, unit="step", disable=quiet or not total, dynamic_ncols=True)
+
+    def advancer(self, images: int):
+        done = [0]
+
+        def advance(step: int) -> None:
+            self.bar.update(images * (step - done[0]))
+            done[0] = step
+
+        return advance
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Shard | None = None) -> Summary:
-    """Render every filter the spec selects that the store does not hold fresh (all if ``force``).
+    """Render every filter and view the spec selects that the store does not hold fresh (all if
+    ``force``), after measuring the natural image set (cached per image).
 
     With ``shard``, only that shard's share of the batches (see ``shards.partition``).
     """
     recipe = capped(get_recipe(spec.recipe).with_steps(spec.steps))
-    backend_name = backend.name()
     loaded = open_model(spec)
     layers = loaded.resolve_layers(spec.layers, spec.size)
+    views_size = spec.views_size or spec.size
+    if views_size != spec.size:
+        loaded.resolve_layers(spec.layers, views_size)
+    image_set = folder_set(spec.examples) if spec.examples is not None else bundled_set()
     selected = [(layer, spec.selection.pick(layer.name, layer.filters, spec.seed)) for layer in layers]
     store = Store(spec.out)  # only now, when the input is known to be good, touch the disk
     store.describe_model(loaded.slug, model_record(loaded, spec.size))
     run = run_record()
 
-    as_run = {layer.name: compiled(loaded, layer.name, recipe, spec.size) for layer in layers}
-
-    def key(layer: str, index: int) -> str:
+    def key(layer: str, index: int, view: str = "channel", scale: float = 1.0) -> str:
+        size = spec.size if view == "channel" else views_size
+        extra = None if view == "channel" else {
+            "name": view, "objective": views_.objective(view, layer, index, scale).key(),
+            "n": views_.images_per_filter(view)}
         return cache_key(loaded.slug, loaded.weights_sha256, loaded.preprocess, layer, index,
-                         as_run[layer], spec.size, spec.seed, backend_name)
+                         compiled(loaded, layer, recipe, size), size, spec.seed, backend.name(), extra)
 
     # Batches are fixed groups of the layer's selection, never "whatever is pending": an image
     # then never depends on which other filters were fresh, or on sharding, so a resumed or
-    # sharded run gives the same bytes.
-    jobs = [(layer, chosen[i : i + spec.batch])
-            for layer, chosen in selected for i in range(0, len(chosen), spec.batch)]
+    # sharded run gives the same bytes. A shard renders every view of the batches it owns.
+    jobs: list[Job] = [(layer, chosen[i : i + spec.batch])
+                       for layer, chosen in selected for i in range(0, len(chosen), spec.batch)]
     if shard is not None:
         owner = partition([len(g) * recipe.steps * layer.cost for layer, g in jobs], shard.count)
         store.mark_shard({"index": shard.index, "count": shard.count,
                           "plan": plan_digest([key(layer.name, i) for layer, g in jobs for i in g])})
         jobs = [job for job, o in zip(jobs, owner, strict=True) if o == shard.index - 1]
-    stale = [(layer, g) for layer, g in jobs if force or not all(
-        store.fresh(loaded.slug, layer.name, i, recipe.name, key(layer.name, i)) for i in g)]
-    skipped = sum(len(g) for _, g in jobs) - sum(len(g) for _, g in stale)
-    plan = [(layer, [g for lay, g in stale if lay is layer]) for layer in layers]
-    plan = [(layer, groups) for layer, groups in plan if groups]
 
-    total = sum(len(i) for _, groups in plan for i in groups) * recipe.steps
-    rendered = dead = 0
-    naturals = natural_images(spec.size) if plan else None
-    with tqdm(total=total, desc="atlas", unit="step", disable=quiet or not total,
-              dynamic_ncols=True) as overall:
-        for layer, groups in plan:
-            best_natural = channel_means(loaded, layer.name, naturals).max(axis=0)
-            with tqdm(total=sum(map(len, groups)) * recipe.steps, desc=layer.name, unit="step",
-                      leave=False, disable=quiet, dynamic_ncols=True) as layer_bar:
-                for chunk in groups:
-                    began = time.perf_counter()
-                    done = [0]
+    # The natural set: measured (from the per-image cache) only when something needs it.
+    set_key = _set_key(image_set, spec.size)
 
-                    def advance(step: int, n: int = len(chunk), done: list[int] = done) -> None:
-                        layer_bar.update(n * (step - done[0]))
-                        overall.update(n * (step - done[0]))
-                        done[0] = step
+    def examples_key(layer: str, index: int) -> str:
+        return digest({"model": loaded.slug, "weights": loaded.weights_sha256,
+                       "preprocess": loaded.preprocess, "layer": layer, "index": index, "size": spec.size,
+                       "k": views_.EXAMPLES_K, "set": set_key, "version": CACHE_VERSION})
 
-                    result = render_images(loaded, [channel(layer.name, i) for i in chunk], recipe=recipe,
-                                           size=spec.size, seed=spec.seed, on_step=advance)
-                    seconds = (time.perf_counter() - began) / len(chunk)
-                    entries = []
-                    for index, image, start, activation in zip(chunk, result.images, result.start_activations,
-                                                               result.activations, strict=True):
-                        paths = store.paths(loaded.slug, layer.name, index, recipe.name)
-                        is_dead = bool(activation <= 0.0)
-                        dead += is_dead
-                        entries.append(({
-                            "model": loaded.slug, "layer": layer.name, "index": index,
-                            "image": paths[0], "thumbnail": paths[1], "recipe": recipe.name,
-                            "steps": recipe.steps, "size": spec.size, "seed": spec.seed,
-                            "start_activation": round(float(start), 4),
-                            "activation": round(float(activation), 4),
-                            "natural_activation": round(float(best_natural[index]), 4),
-                            "dead": is_dead, "trained": loaded.trained,
-                            "seconds": round(seconds, 3), "key": key(layer.name, index),
-                        }, image))
-                    store.put(run, entries)
-                    rendered += len(chunk)
-                    if quiet:
-                        acts = ", ".join(f"#{i}={a:.1f}"
-                                         for i, a in zip(chunk, result.activations, strict=True))
-                        print(f"{loaded.slug} {layer.name}: {acts} ({seconds:.1f} s/filter)",
-                              file=sys.stderr)
+    stale = [(layer, group) for layer, group in jobs if force or not all(
+        store.fresh(loaded.slug, layer.name, i, recipe.name, key(layer.name, i)) for i in group)]
+    examples = [(layer, group) for layer, group in jobs if "examples" in spec.views and (force or not all(
+        store.view_fresh((loaded.slug, layer.name, i, recipe.name), "examples", examples_key(layer.name, i))
+        for i in group))]
+    new_set = store.naturals is None or store.naturals.key != set_key
+    naturals = _naturals(loaded, store, jobs, image_set, spec.size, set_key, quiet) \
+        if stale or examples or new_set else None
+    if naturals is not None and new_set:  # fresh pixels, another natural set: update the numbers
+        for layer, group in jobs:
+            for i in group:
+                if store.entry((loaded.slug, layer.name, i, recipe.name)) is not None:
+                    store.set_natural_activation((loaded.slug, layer.name, i, recipe.name),
+                                                 round(float(naturals.filters[layer.name, i].best_mean), 4))
+    rendered, dead = _render_channels(spec, loaded, store, stale, recipe, key, run, naturals, quiet)
+    skipped = sum(len(g) for _, g in jobs) - rendered
+    for view in (v for v in views_.RENDERED if v in spec.views):
+        _render_view(view, spec, loaded, store, jobs, recipe, key, run, quiet, force)
+    for layer, group in examples:
+        _write_examples(loaded, store, layer, group, recipe.name, naturals, spec.size, examples_key)
     store.save()
     return Summary(rendered, skipped, dead, spec.out / "manifest.json")
+
+
+def _set_key(image_set: ImageSet, size: int) -> str:
+    """What the natural numbers depend on besides the model: the images' names and contents, and
+    the size they are measured at."""
+    return digest({"size": size, "images": [(n.name, hashlib.sha256(Path(n.path).read_bytes()).hexdigest())
+                                            for n in image_set.sources]})
+
+
+def _naturals(loaded: LoadedModel, store: Store, jobs: list[Job], image_set: ImageSet, size: int,
+              set_key: str, quiet: bool) -> ExamplesResult:
+    """The natural set measured for every filter of ``jobs`` (cached per image), recorded in the
+    store; it gives each filter's best natural activation and its examples."""
+    wanted: dict[str, list[int]] = {}
+    for layer, group in jobs:
+        wanted.setdefault(layer.name, []).extend(group)
+    result = find_examples(loaded, wanted, image_set, size, k=views_.EXAMPLES_K, progress=not quiet)
+    used = [n for n in image_set.sources if n.name not in set(result.skipped)]
+    store.set_naturals({
+        "name": image_set.name, "description": image_set.description, "size": size, "key": set_key,
+        "count": len(used),
+        "skipped": len(result.skipped),
+        "images": [{"name": n.name, "source": n.source, "licence": n.licence}
+                   for n in used] if len(used) <= LISTED else [],
+    })
+    return result
+
+
+def _render_channels(spec: AtlasSpec, loaded: LoadedModel, store: Store, stale: list[Job], recipe: Recipe,
+                     key, run: dict, naturals: ExamplesResult | None, quiet: bool) -> tuple[int, int]:
+    """The channel view (the filter's entry) of the ``stale`` batches; returns (rendered, dead)."""
+    best = {k: round(float(v.best_mean), 4) for k, v in naturals.filters.items()} if naturals else {}
+    rendered = dead = 0
+    progress = _Progress(sum(len(g) for _, g in stale) * recipe.steps, "channel", quiet)
+    for layer, group in stale:
+        began = time.perf_counter()
+        result = render_images(loaded, [channel(layer.name, i) for i in group], recipe=recipe,
+                               size=spec.size, seed=spec.seed, on_step=progress.advancer(len(group)))
+        seconds = (time.perf_counter() - began) / len(group)
+        entries = []
+        for index, image, start, activation in zip(group, result.images, result.start_activations,
+                                                   result.activations, strict=True):
+            paths = store.paths(loaded.slug, layer.name, index, recipe.name)
+            is_dead = bool(activation <= 0.0)
+            dead += is_dead
+            entries.append(({
+                "model": loaded.slug, "layer": layer.name, "index": index,
+                "image": paths[0], "thumbnail": paths[1], "recipe": recipe.name,
+                "steps": recipe.steps, "size": spec.size, "seed": spec.seed,
+                "start_activation": round(float(start), 4),
+                "activation": round(float(activation), 4),
+                "natural_activation": best[layer.name, index],
+                "dead": is_dead, "trained": loaded.trained,
+                "seconds": round(seconds, 3), "key": key(layer.name, index),
+            }, image))
+        store.put(run, entries)
+        rendered += len(group)
+        _log(quiet, f"{loaded.slug} {layer.name} channel", group, result.activations, seconds)
+    progress.close()
+    return rendered, dead
+
+
+def _render_view(view: str, spec: AtlasSpec, loaded: LoadedModel, store: Store, jobs: list[Job],
+                 recipe: Recipe, key, run: dict, quiet: bool, force: bool) -> None:
+    """One extra view (negative, neuron or diversity) of every filter of ``jobs`` not held fresh."""
+    size = spec.views_size or spec.size
+    n = views_.images_per_filter(view)
+
+    def scale(layer: str, index: int) -> float:
+        entry = store.entry((loaded.slug, layer, index, recipe.name))
+        return views_.diversity_scale(None if entry is None or entry.dead else entry.activation)
+
+    stale = [(layer, group) for layer, group in jobs if force or not all(
+        store.view_fresh((loaded.slug, layer.name, i, recipe.name), view,
+                         key(layer.name, i, view, scale(layer.name, i))) for i in group)]
+    progress = _Progress(sum(len(g) for _, g in stale) * n * recipe.steps, view, quiet)
+    for layer, group in stale:
+        scales = [scale(layer.name, i) for i in group]
+        began = time.perf_counter()
+        objectives = [views_.objective(view, layer.name, i, s) for i, s in zip(group, scales, strict=True)]
+        result = render_images(loaded, objectives, n=n, recipe=recipe, size=size, seed=spec.seed,
+                               on_step=progress.advancer(len(group) * n))
+        seconds = (time.perf_counter() - began) / len(group)
+        geometry = _centre(loaded, layer.name, size) if view == "neuron" else None
+        for k, (index, s) in enumerate(zip(group, scales, strict=True)):
+            identity = (loaded.slug, layer.name, index, recipe.name)
+            images = result.images[k * n : (k + 1) * n]
+            common = {"size": size, "steps": result.recipe.steps, "seconds": round(seconds, 3),
+                      "key": key(layer.name, index, view, s)}
+            paths = store.view_paths(identity, view, n if view == "diversity" else None)
+            if view == "diversity":
+                activations = score(loaded, channel(layer.name, index), images)
+                similarity = float(np.mean(score(loaded, diversity(layer.name), images))) * n / (n - 1)
+                record = dict(common, images=[p for p, _ in paths], thumbnails=[t for _, t in paths],
+                              activations=[round(float(a), 4) for a in activations],
+                              similarity=round(similarity, 4), weight=views_.DIVERSITY_WEIGHT * s)
+                files = {p: img for (p, _), img in zip(paths, images, strict=True)}
+                files.update({t: thumbnail(img) for (_, t), img in zip(paths, images, strict=True)})
+            else:
+                image = images[0]
+                sign = -1.0 if view == "negative" else 1.0  # negative: report the pre-activation itself
+                record = dict(common, image=paths[0][0], thumbnail=paths[0][1],
+                              activation=round(sign * float(result.activations[k]), 4),
+                              start_activation=round(sign * float(result.start_activations[k]), 4))
+                if geometry is not None:
+                    box, centre = geometry
+                    crop = views_.neuron_crop(size, box)
+                    record.update(crop=list(crop), radius90=round(views_.radius90(image, centre), 2))
+                    image = image[crop[1] : crop[3], crop[0] : crop[2]]
+                files = {paths[0][0]: image, paths[0][1]: thumbnail(image)}
+            store.put_view(identity, view, record, files, run)
+        store.save()
+        _log(quiet, f"{loaded.slug} {layer.name} {view}", group,
+             result.activations[::n], seconds)
+    progress.close()
+
+
+Box = tuple[int, int, int, int]
+
+
+def _centre(loaded: LoadedModel, layer: str, size: int) -> tuple[Box, tuple[float, float]]:
+    """The receptive-field box of ``layer``'s centre position at ``size``, and its centre (x, y)."""
+    (conv,) = loaded.resolve_layers((layer,), size)
+    geometry = receptive_geometry(loaded.model, size)[layer]
+    box = views_.centre_box(size, int(conv.output_shape[0]), geometry.field, geometry.jump, geometry.start)
+    centre = geometry.start + (int(conv.output_shape[0]) // 2) * geometry.jump + 0.5
+    return box, (centre, centre)
+
+
+def _write_examples(loaded: LoadedModel, store: Store, layer: ConvLayer, group: list[int], recipe: str,
+                    naturals: ExamplesResult, size: int, key) -> None:
+    """The examples view of the filters of one batch."""
+    for index in group:
+        identity = (loaded.slug, layer.name, index, recipe)
+        found = naturals.filters[layer.name, index]
+        files, record = {}, {"set": naturals.set.name, "size": size, "key": key(layer.name, index)}
+        for side in ("top", "bottom"):
+            patches = getattr(found, side)
+            paths = store.view_paths(identity, f"examples-{side}", len(patches))
+            record[side] = [{"source": p.source, "box": list(p.box), "activation": round(p.activation, 4),
+                             "image": path} for p, (path, _) in zip(patches, paths, strict=True)]
+            files.update({path: p.image for p, (path, _) in zip(patches, paths, strict=True)})
+        store.put_view(identity, "examples", record, files)
+    store.save()
+
+
+def _log(quiet: bool, what: str, group: list[int], values, seconds: float) -> None:
+    """With ``--quiet``, one line per batch instead of the progress bars."""
+    if quiet:
+        acts = ", ".join(f"#{i}={a:.1f}" for i, a in zip(group, values, strict=True))
+        print(f"{what}: {acts} ({seconds:.1f} s/filter)", file=sys.stderr)

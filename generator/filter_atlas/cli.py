@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--steps", type=int, help="optimization steps (default: the recipe's)")
     render.add_argument("--batch", type=int, help="filters optimized together (default 16)")
     render.add_argument("--out", type=Path, help="output directory (default docs/atlas)")
+    render.add_argument("--views", help="comma-separated views: channel,negative,neuron,diversity,examples "
+                        "or all (default: the config's, else all)")
+    render.add_argument("--views-size", type=int, help="image side of the negative, neuron and diversity "
+                        "views (default: --size)")
+    render.add_argument("--examples", type=Path, help="folder of natural images (JPEG/PNG/WebP, recursive) "
+                        "for the examples and the 'best natural photo' numbers (default: the bundled photos)")
     render.add_argument("--force", action="store_true", help="re-render even fresh filters")
     render.add_argument("--quiet", action="store_true", help="log lines instead of progress bars")
     render.add_argument("--shard", help="render only shard i of n (e.g. 2/4), balanced by cost; see merge")
@@ -94,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k, None) for k in
                  ("model", "weights", "preprocess", "size", "seed", "layers", "sample",
-                  "filters", "recipe", "steps", "batch", "out")}
+                  "filters", "recipe", "steps", "batch", "out", "views", "views_size", "examples")}
     if args.command == "merge":
         from .shards import merge
 

@@ -137,25 +137,58 @@ class LoadedModel:
         return preprocessor(self.preprocess)
 
 
-def receptive_fields(model: keras.Model) -> dict[str, int]:
-    """Receptive field side of every layer, walking the layers in order.
+@dataclass(frozen=True)
+class FieldGeometry:
+    """Where a layer's output positions look in the input image (pixel i is centred at i)."""
 
-    Exact for chains of convolutions and poolings such as VGG; for branching models it follows
-    layer order, so it is an estimate there.
+    field: int  # receptive field side in input pixels
+    jump: int  # input pixels between neighbouring output positions (product of strides)
+    start: float  # input coordinate of the centre of output position 0 (row or column)
+
+
+def receptive_geometry(model: keras.Model, size: int | None = None) -> dict[str, FieldGeometry]:
+    """Receptive field, jump and first centre of every layer's output, walking the layers in order.
+
+    Conv2D (any padding, stride, dilation) and max/average pooling move the field; other layers
+    keep it. Exact for chains such as VGG; for branching models it follows layer order, so it is
+    an estimate there. Field and jump do not depend on the input size; ``start`` does for 'same'
+    padding with a stride, where Keras pads by what the side leaves over.
+
+    Args:
+        model: A Keras model taking images.
+        size: Input side in pixels; ``None`` assumes every side is a multiple of the strides.
+
+    Returns:
+        Layer name -> geometry of that layer's output.
     """
-    field, jump, out = 1, 1, {}
+    field, jump, start, side, out = 1, 1, 0.0, size, {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D):
-            size, stride, dilation = layer.kernel_size[0], layer.strides[0], layer.dilation_rate[0]
+            kernel, stride, dilation = layer.kernel_size[0], layer.strides[0], layer.dilation_rate[0]
         elif isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)):
-            size, stride, dilation = layer.pool_size[0], layer.strides[0], 1
+            kernel, stride, dilation = layer.pool_size[0], layer.strides[0], 1
         else:
-            out[layer.name] = field
+            out[layer.name] = FieldGeometry(field, jump, start)
             continue
-        field += (size - 1) * dilation * jump
+        span = (kernel - 1) * dilation + 1
+        if layer.padding == "same":
+            outputs = -(-side // stride) if side is not None else None
+            leftover = stride if side is None else side - (outputs - 1) * stride
+            pad = max(span - leftover, 0) // 2
+            side = outputs
+        else:
+            pad = 0
+            side = None if side is None else (side - span) // stride + 1
+        start += ((span - 1) / 2 - pad) * jump
+        field += (span - 1) * jump
         jump *= stride
-        out[layer.name] = field
+        out[layer.name] = FieldGeometry(field, jump, start)
     return out
+
+
+def receptive_fields(model: keras.Model) -> dict[str, int]:
+    """Receptive field side of every layer (``receptive_geometry``'s ``field``)."""
+    return {name: geometry.field for name, geometry in receptive_geometry(model).items()}
 
 
 def preprocessor(mode: str):

@@ -1,33 +1,163 @@
-"""A small set of natural photographs that ships offline (scikit-image's sample data).
+"""Natural image sets: colour photographs that installed packages ship, or a folder of the user's.
 
-The atlas compares each synthetic image's activation with the best activation the filter
-reaches on these photos, so a reader can judge how far the optimization pushed it.
+The atlas finds each filter's dataset examples in a set, and compares each synthetic image's
+activation with the best activation the filter reaches on it, so a reader can judge how far the
+optimization pushed it. Images are read from disk only: nothing is downloaded.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
+import importlib.util
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
-# scikit-image sample images bundled with the package (no download needed).
-PHOTOS = (
-    "astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
-    "colorwheel", "retina", "brick", "grass", "gravel", "camera",
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import AtlasError
+
+SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+@dataclass(frozen=True)
+class NaturalImage:
+    """One image of a set."""
+
+    name: str  # short stable display name: the photo's name, or its path relative to the folder
+    path: Path
+    source: str  # where it comes from (for a folder: the relative path)
+    licence: str  # as its package states it; "" when unknown
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A named set of natural images, in a fixed order."""
+
+    name: str
+    description: str
+    sources: tuple[NaturalImage, ...]
+
+
+# Colour photographs in installed packages: (package, path in it, name, source, licence). Source and
+# licence are as each package states them: scikit-image in its skimage/data/_fetchers.py docstrings,
+# scikit-learn in sklearn/datasets/images/README.txt; matplotlib states none (the file's own JPEG
+# comment names its source). Greyscale, synthetic and scientific images are left out.
+_BUNDLED = (
+    ("skimage", "data/astronaut.png", "astronaut",
+     "scikit-image: Eileen Collins, NASA Great Images database, https://flic.kr/p/r9qvLn",
+     "No known copyright restrictions, released into the public domain."),
+    ("skimage", "data/chelsea.png", "chelsea",
+     "scikit-image: Chelsea the cat, photographed by Stefan van der Walt",
+     "No copyright restrictions. CC0 by the photographer (Stefan van der Walt)."),
+    ("skimage", "data/coffee.png", "coffee",
+     "scikit-image: coffee cup, courtesy of Pikolo Espresso Bar",
+     "No copyright restrictions. CC0 by the photographer (Rachel Michetti)."),
+    ("skimage", "data/rocket.jpg", "rocket",
+     "scikit-image: launch of DSCOVR on Falcon 9 by SpaceX, "
+     "https://www.flickr.com/photos/spacexphotos/16511594820/",
+     "The image was captured by SpaceX and released in the public domain."),
+    ("sklearn", "datasets/images/china.jpg", "china",
+     "scikit-learn: https://www.flickr.com/photos/danielbuechele/6061409035/, "
+     "retrieved 21st August, 2011 by Robert Layton",
+     "Released under a creative commons license (https://creativecommons.org/licenses/by/2.0/). "
+     "Attribution: Some rights reserved by danielbuechele"),
+    ("sklearn", "datasets/images/flower.jpg", "flower",
+     "scikit-learn: https://www.flickr.com/photos/vultilion/6056698931/, "
+     "retrieved 21st August, 2011 by Robert Layton",
+     "Released under a creative commons license (https://creativecommons.org/licenses/by/2.0/). "
+     "Attribution: Some rights reserved by danielbuechele [sic; photographer: "
+     "https://www.flickr.com/photos/vultilion/]"),
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "grace_hopper",
+     "matplotlib sample data; file comment: File source: "
+     "http://commons.wikimedia.org/wiki/File:Grace_Hopper.jpg",
+     "Not stated by matplotlib; Wikimedia Commons lists it as a U.S. Navy photograph in the "
+     "public domain (not verified offline)."),
 )
 
 
-def natural_images(size: int) -> np.ndarray:
-    """The photos as uint8 RGB, centre-cropped to a square and resized: (N, size, size, 3)."""
-    from skimage import data
+def bundled_set() -> ImageSet:
+    """The default set: colour photographs shipped by scikit-image, scikit-learn and matplotlib.
 
-    out = []
-    for name in PHOTOS:
-        photo = np.asarray(getattr(data, name)())
-        if photo.ndim == 2:
-            photo = np.stack([photo] * 3, axis=-1)
-        h, w = photo.shape[:2]
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        crop = Image.fromarray(photo[top : top + side, left : left + side, :3].astype("uint8"))
-        out.append(np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS)))
-    return np.stack(out)
+    Returns:
+        The set, in a fixed order, of the photos whose package is installed.
+
+    Raises:
+        AtlasError: None of the packages is installed.
+    """
+    sources = []
+    for package, relative, name, source, licence in _BUNDLED:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        path = Path(spec.submodule_search_locations[0]) / relative
+        if path.is_file():
+            sources.append(NaturalImage(name, path, source, licence))
+    if not sources:
+        raise AtlasError("no bundled photos found: install scikit-image, scikit-learn or matplotlib, "
+                         "or give a folder of images")
+    return ImageSet("bundled-photos",
+                    "colour photographs that scikit-image, scikit-learn and matplotlib ship", tuple(sources))
+
+
+def folder_set(path: Path) -> ImageSet:
+    """Every JPEG, PNG and WebP file under ``path`` (recursive, hidden files left out).
+
+    Args:
+        path: A folder.
+
+    Returns:
+        The set, named after the folder, sorted by relative path.
+
+    Raises:
+        AtlasError: The folder is missing or holds no such image.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise AtlasError(f"examples folder not found: {path}")
+    files = sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*")
+                   if p.suffix.lower() in SUFFIXES and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    if not files:
+        raise AtlasError(f"no JPEG, PNG or WebP images in {path}")
+    name = path.resolve().name or str(path)
+    # The folder's own name only: the description is published, a local path is private.
+    return ImageSet(name, f"the JPEG, PNG and WebP files of a folder named {name}",
+                    tuple(NaturalImage(rel, p, rel, "") for rel, p in files))
+
+
+def load_image(source: Path | BinaryIO, size: int) -> np.ndarray | None:
+    """An image as the network sees it: EXIF orientation applied, RGB (transparency over white),
+    the shorter side resized to ``size`` (Lanczos), centre-cropped to a square.
+
+    Args:
+        source: A file path or a binary file object.
+        size: Side of the result in pixels.
+
+    Returns:
+        (size, size, 3) uint8, or None when the file is not a readable image (corrupt, truncated,
+        or a decompression bomb).
+    """
+    try:
+        with Image.open(source) as image:
+            image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale still >= size
+            image = ImageOps.exif_transpose(image)
+            if image.mode.startswith("I"):  # 16- or 32-bit greyscale
+                image = image.convert("I").point(lambda v: v / 256).convert("L")
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                image = image.convert("RGBA")
+                image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
+            image = image.convert("RGB")
+            w, h = image.size
+            side = min(w, h)
+            box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
+            return np.asarray(image.resize((size, size), Image.Resampling.LANCZOS, box=box), dtype="uint8")
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError):
+        return None
+
+
+def natural_images(size: int) -> np.ndarray:
+    """The bundled set's photos as one array (N, size, size, 3) uint8."""
+    images = [load_image(n.path, size) for n in bundled_set().sources]
+    return np.stack([image for image in images if image is not None])

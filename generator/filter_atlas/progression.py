@@ -28,6 +28,8 @@ class LayerStats:
     frequency: float | None
     colourfulness: float | None
     ratio: float | None  # achieved activation / best natural-photo activation
+    neuron_radius: float | None = None  # neuron view: px around the centre holding 90% of the contrast
+    neuron_fraction: float | None = None  # that radius's diameter over the receptive field side
 
 
 def image_stats(path: Path) -> tuple[float, float]:

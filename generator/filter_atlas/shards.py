@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AtlasError
-from .store import MANIFEST, Manifest, ShardLabel, Store, atomic_write, digest, read_manifest
+from .store import MANIFEST, FilterEntry, Manifest, ShardLabel, Store, atomic_write, digest, read_manifest
 
 
 @dataclass(frozen=True)
@@ -75,20 +75,25 @@ def merge(shard_dirs: list[Path], out: Path) -> int:
             if claimed.setdefault(entry.identity, result) != result:
                 which = "/".join(map(str, entry.identity))
                 raise AtlasError(f"conflicting results for {which} in {directory}")
-            if entry.image is not None:
-                data = (directory / entry.image).read_bytes()
-                if hashlib.sha256(data).hexdigest() != entry.sha256:
-                    raise AtlasError(f"{directory / entry.image} does not match its manifest entry")
+            for rel, sha in _files(entry):
+                if sha is not None and hashlib.sha256((directory / rel).read_bytes()).hexdigest() != sha:
+                    raise AtlasError(f"{directory / rel} does not match its manifest entry")
 
     store = Store(out)
     for directory, _, manifest in sorted(shards, key=lambda shard: shard[1].index):
         for entry in manifest.filters:
-            for rel in (entry.image, entry.thumbnail):
-                if rel is not None:
-                    atomic_write(store.inside(rel), (directory / rel).read_bytes())
+            for rel, _ in _files(entry):
+                atomic_write(store.inside(rel), (directory / rel).read_bytes())
         store.adopt(manifest)
     store.save()
     return sum(len(manifest.filters) for _, _, manifest in shards)
+
+
+def _files(entry: FilterEntry) -> list[tuple[str, str | None]]:
+    """(path, sha256 or None) of every file of a filter: its image, thumbnail and views."""
+    own = [(p, h) for p, h in ((entry.image, entry.sha256), (entry.thumbnail, None)) if p is not None]
+    extra = [f for f in entry.views.files() if f[0] not in {p for p, _ in own}] if entry.views else []
+    return own + extra
 
 
 def _read_shard(directory: Path) -> tuple[ShardLabel, Manifest]:

@@ -22,6 +22,28 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 WEIGHTS_ENV = "FILTER_ATLAS_WEIGHTS"
+VIEWS = ("channel", "negative", "neuron", "diversity", "examples")  # see views.py
+
+
+def parse_views(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``--views negative,examples`` or a config list -> the views, in ``VIEWS`` order.
+
+    Args:
+        text: Comma-separated names or a list; ``all`` for every view.
+
+    Returns:
+        The views, always with ``channel`` (the filter's own entry, which the others join);
+        an unknown name is an AtlasError.
+    """
+    names = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+    names = [n for n in names if n]
+    if names == ["all"]:
+        return VIEWS
+    unknown = [n for n in names if n not in VIEWS]
+    if unknown or not names:
+        raise AtlasError(f"unknown view {unknown[0]!r} (choose from {', '.join(VIEWS)}, or all)"
+                         if unknown else "--views names no view")
+    return tuple(v for v in VIEWS if v in names or v == "channel")
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,9 @@ class AtlasSpec:
     out: Path = Path("docs/atlas")
     preprocess: str | None = None
     batch: int = 16
+    views: tuple[str, ...] = VIEWS
+    views_size: int | None = None  # side of the extra views (negative, neuron, diversity); None: size
+    examples: Path | None = None  # folder of natural images; None: the bundled photos
 
     def validate(self) -> AtlasSpec:
         if self.steps is not None and self.steps <= 0:
@@ -87,6 +112,8 @@ class AtlasSpec:
             raise AtlasError(f"--size must be positive, got {self.size}")
         if self.batch <= 0:
             raise AtlasError(f"--batch must be positive, got {self.batch}")
+        if self.views_size is not None and self.views_size <= 0:
+            raise AtlasError(f"--views-size must be positive, got {self.views_size}")
         if self.selection.sample is not None and self.selection.sample <= 0:
             raise AtlasError(f"--sample must be positive, got {self.selection.sample}")
         return self
@@ -106,6 +133,9 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "out": (str,),
     "preprocess": (str,),
     "batch": (int,),
+    "views": (list, str),
+    "views_size": (int,),
+    "examples": (str,),
 }
 
 
@@ -149,8 +179,11 @@ def build_spec(config: dict[str, Any], overrides: dict[str, Any]) -> AtlasSpec:
         layers = [part.strip() for part in layers.split(",") if part.strip()]
     known = {f.name for f in fields(AtlasSpec)}
     kwargs = {k: v for k, v in merged.items() if k in known and k not in {"layers", "selection"}}
-    if "out" in kwargs:
-        kwargs["out"] = Path(kwargs["out"])
+    for name in ("out", "examples"):
+        if kwargs.get(name) is not None:
+            kwargs[name] = Path(kwargs[name])
+    if "views" in kwargs:
+        kwargs["views"] = parse_views(kwargs["views"])
     return replace(AtlasSpec(**kwargs), layers=tuple(layers), selection=selection).validate()
 
 

@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
@@ -50,6 +50,14 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def webp_bytes(image: np.ndarray) -> bytes:
+    """The extra views' encoding: lossy WebP (quality 90, slowest method), about a fifth of a PNG's
+    bytes; deterministic for one libwebp version."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="WEBP", quality=90, method=6)
+    return buffer.getvalue()
+
+
 def thumbnail(image: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.LANCZOS))
 
@@ -68,6 +76,126 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """A view rendered as one image: ``channel``, ``negative`` or ``neuron``.
+
+    ``activation`` is the view's own measure on the saved pixels: the filter's mean activation
+    after ReLU (channel), its mean pre-activation (negative), its activation at the centre
+    position (neuron). ``crop`` (neuron) is the box [x0, y0, x1, y1] of the rendered image that
+    was saved: the receptive field around the centre with a margin.
+    """
+
+    image: str | None  # None for a dead channel
+    thumbnail: str | None
+    activation: float
+    start_activation: float
+    size: int
+    steps: int
+    seconds: float
+    key: str
+    sha256: str | None
+    run: str
+    crop: tuple[int, ...] | None = None
+    radius90: float | None = None  # neuron: radius (px) holding 90% of the deviation from grey
+
+    def files(self) -> list[tuple[str, str | None]]:
+        """(path, sha256 or None) of every file the view lists."""
+        return [(p, h) for p, h in ((self.image, self.sha256), (self.thumbnail, None)) if p]
+
+
+@dataclass(frozen=True)
+class ImagesView:
+    """The diversity view: ``n`` images of one filter optimized jointly with a diversity penalty."""
+
+    images: tuple[str, ...]
+    thumbnails: tuple[str, ...]
+    activations: tuple[float, ...]  # the filter's mean activation (after ReLU) of each image
+    similarity: float  # mean pairwise cosine similarity of the images' Gram matrices
+    weight: float  # of the diversity term in the optimized objective
+    size: int
+    steps: int
+    seconds: float
+    key: str
+    sha256: tuple[str, ...]
+    run: str
+
+    def files(self) -> list[tuple[str, str | None]]:
+        return [*zip(self.images, self.sha256, strict=True), *((t, None) for t in self.thumbnails)]
+
+
+@dataclass(frozen=True)
+class ExamplePatch:
+    """One natural-image patch: the receptive field of one position of the filter's map."""
+
+    source: str  # the image's name in the natural set
+    box: tuple[int, ...]  # x0, y0, x1, y1 in the source image as the model saw it (size x size)
+    activation: float  # the filter's pre-activation at that position
+    image: str
+
+
+@dataclass(frozen=True)
+class ExamplesView:
+    """The filter's top and bottom natural-image patches in one natural set."""
+
+    set: str
+    size: int
+    key: str
+    top: tuple[ExamplePatch, ...]
+    bottom: tuple[ExamplePatch, ...]
+
+    def files(self) -> list[tuple[str, str | None]]:
+        return [(p.image, None) for p in (*self.top, *self.bottom)]
+
+
+@dataclass(frozen=True)
+class Views:
+    """Every view of one filter that has been made (see ``views.VIEWS``)."""
+
+    channel: ImageView | None = None
+    negative: ImageView | None = None
+    neuron: ImageView | None = None
+    diversity: ImagesView | None = None
+    examples: ExamplesView | None = None
+
+    def files(self) -> list[tuple[str, str | None]]:
+        """(path, sha256 or None) of every file of every view."""
+        return [f for name in VIEW_NAMES if (v := getattr(self, name)) is not None for f in v.files()]
+
+    def runs(self) -> set[str]:
+        return {v.run for name in VIEW_NAMES if (v := getattr(self, name)) is not None and hasattr(v, "run")}
+
+
+VIEW_RECORDS: dict[str, type] = {"channel": ImageView, "negative": ImageView, "neuron": ImageView,
+                                  "diversity": ImagesView, "examples": ExamplesView}
+VIEW_NAMES = tuple(VIEW_RECORDS)
+
+
+@dataclass(frozen=True)
+class NaturalImageRecord:
+    """One image of the natural set: its name, where it comes from and its licence."""
+
+    name: str
+    source: str
+    licence: str
+
+
+LISTED = 100  # natural sets up to this size are listed image by image in the manifest
+
+
+@dataclass(frozen=True)
+class NaturalSetRecord:
+    """The natural image set behind the examples and every "vs the best photo" number."""
+
+    name: str
+    description: str
+    size: int
+    count: int  # images used
+    skipped: int  # unreadable files
+    images: tuple[NaturalImageRecord, ...]  # every image used, for sets under LISTED images
+    key: str = ""  # digest of the images' names and contents and the size (atlas._set_key)
 
 
 @dataclass(frozen=True)
@@ -92,6 +220,7 @@ class FilterEntry:
     key: str  # cache key: digest of everything that determines the image
     sha256: str | None  # of the image file; None for a dead filter
     run: str  # a key of Manifest.runs
+    views: Views | None = None  # absent from manifests before the views
 
     @property
     def identity(self) -> tuple[str, str, int, str]:
@@ -149,6 +278,7 @@ class Manifest:
     filters: tuple[FilterEntry, ...]  # sorted by identity
     models: dict[str, ModelRecord] = field(default_factory=dict)  # absent from the earliest manifests
     shard: ShardLabel | None = None
+    naturals: NaturalSetRecord | None = None
 
 
 def read_manifest(source: Path) -> Manifest:
@@ -245,6 +375,7 @@ class Store:
         self.models = dict(manifest.models)
         self.runs = dict(manifest.runs)
         self.shard = manifest.shard
+        self.naturals = manifest.naturals
         self._by_id = {e.identity: e for e in manifest.filters}
 
     def _check_writable(self) -> None:
@@ -299,13 +430,79 @@ class Store:
                     atomic_write(self.inside(rel), blob)
                 entry = dict(entry, sha256=hashlib.sha256(data).hexdigest())
             record = parse(FilterEntry, dict(entry, run=run_id), "entry")
-            self._by_id[record.identity] = record
+            old = self._by_id.get(record.identity)
+            channel = ImageView(record.image, record.thumbnail, record.activation, record.start_activation,
+                                record.size, record.steps, record.seconds, record.key, record.sha256, run_id)
+            views = replace(old.views if old and old.views else Views(), channel=channel)
+            self._by_id[record.identity] = replace(record, views=views)
         self.save()
+
+    def entry(self, identity: tuple[str, str, int, str]) -> FilterEntry | None:
+        """The stored entry of (model, layer, index, recipe), if any."""
+        return self._by_id.get(identity)
+
+    def view_paths(self, identity: tuple[str, str, int, str], view: str, count: int | None = None
+                   ) -> list[tuple[str, str]]:
+        """(image, thumbnail) paths of a view's images: one, or ``count`` numbered ones."""
+        model, layer, index, recipe = identity
+        base = f"{slug(model)}/{slug(layer)}"
+        stems = [f"{index:04d}-{slug(recipe)}-{view}"] if count is None else \
+            [f"{index:04d}-{slug(recipe)}-{view}-{k}" for k in range(count)]
+        return [(f"{base}/{stem}.webp", f"{base}/thumbs/{stem}.webp") for stem in stems]
+
+    def view_fresh(self, identity: tuple[str, str, int, str], view: str, key: str) -> bool:
+        """True when the filter has this view with the same key and its files intact."""
+        entry = self._by_id.get(identity)
+        record = getattr(entry.views, view) if entry and entry.views else None
+        if record is None or record.key != key:
+            return False
+        for rel, sha in record.files():
+            path = self.root / rel
+            if not path.is_file() or (sha and hashlib.sha256(path.read_bytes()).hexdigest() != sha):
+                return False
+        return True
+
+    def put_view(self, identity: tuple[str, str, int, str], view: str, record: dict[str, Any],
+                 files: dict[str, np.ndarray], run: dict[str, Any] | None = None) -> None:
+        """Write a view's files (path -> uint8 image, WebP) and record the view on its filter.
+
+        ``record`` is the view's record (``ImageView``, ``ImagesView`` or ``ExamplesView``) as a
+        dict; ``sha256`` fields are filled from the written images, ``run`` from ``run``.
+        """
+        entry = self._by_id.get(identity)
+        if entry is None:
+            raise AtlasError(f"no filter {'/'.join(map(str, identity))} to add the {view} view to")
+        hashes = {}
+        for rel, image in files.items():
+            data = webp_bytes(image)
+            atomic_write(self.inside(rel), data)
+            hashes[rel] = hashlib.sha256(data).hexdigest()
+        if run is not None:
+            run_id = digest(run)[:12]
+            self.runs[run_id] = parse(RunRecord, run, f"runs.{run_id}")
+            record = dict(record, run=run_id)
+        if "images" in record:
+            record = dict(record, sha256=[hashes[rel] for rel in record["images"]])
+        elif "image" in record:
+            record = dict(record, sha256=hashes.get(record["image"]))
+        parsed = parse(VIEW_RECORDS[view], record, f"views.{view}")
+        self._by_id[identity] = replace(entry, views=replace(entry.views or Views(), **{view: parsed}))
+
+    def set_naturals(self, record: dict[str, Any]) -> None:
+        """Record the natural image set in use (a ``NaturalSetRecord`` as a dict)."""
+        self.naturals = parse(NaturalSetRecord, record, "naturals")
+
+    def set_natural_activation(self, identity: tuple[str, str, int, str], value: float) -> None:
+        """Update a filter's best natural activation (the natural set changed; pixels did not)."""
+        entry = self._by_id[identity]
+        if entry.natural_activation != value:
+            self._by_id[identity] = replace(entry, natural_activation=value)
 
     def adopt(self, manifest: Manifest) -> None:
         """Take another manifest's models, runs and entries (their images already in place)."""
         self.models.update(manifest.models)
         self.runs.update(manifest.runs)
+        self.naturals = manifest.naturals or self.naturals
         self._by_id.update((e.identity, e) for e in manifest.filters)
 
     def mark_shard(self, info: dict[str, Any]) -> None:
@@ -322,8 +519,14 @@ class Store:
     def save(self) -> None:
         """Write ``manifest.json``: entries sorted by identity, only the runs they name."""
         filters = tuple(self._by_id[k] for k in sorted(self._by_id))
-        used = {e.run for e in filters}
+        used = {e.run for e in filters} | {r for e in filters if e.views for r in e.views.runs()}
         manifest = Manifest(SCHEMA, {k: v for k, v in self.runs.items() if k in used}, filters, self.models,
-                            self.shard)
-        data = {k: v for k, v in dataclasses.asdict(manifest).items() if k != "shard" or v is not None}
+                            self.shard, self.naturals)
+        data = {k: v for k, v in dataclasses.asdict(manifest).items()
+                if k not in ("shard", "naturals") or v is not None}
+        for entry in data["filters"]:
+            if entry["views"] is None:
+                del entry["views"]
+            else:
+                entry["views"] = {k: v for k, v in entry["views"].items() if v is not None}
         atomic_write(self.root / MANIFEST, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())

@@ -34,10 +34,11 @@ class Term:
     x: int | None = None
     y: int | None = None
     p: float | None = None  # lp_norm's exponent, total_variation's beta
+    relu: bool | None = None  # False: channel's pre-activation (None: after ReLU, the default)
 
     def template(self) -> tuple:
         """What the compiled step depends on: everything but the filter index."""
-        return (self.kind, self.layer, self.x, self.y, self.p)
+        return (self.kind, self.layer, self.x, self.y, self.p, self.relu)
 
     def key(self) -> dict:
         return {k: v for k, v in vars(self).items() if v is not None}
@@ -106,18 +107,21 @@ class Objective:
         return (zlib.crc32(json.dumps([t.key() for _, t in self.terms], sort_keys=True).encode()),)
 
 
-def channel(layer: str, index: int) -> Objective:
+def channel(layer: str, index: int, relu: bool = True) -> Objective:
     """Mean activation (after the layer's ReLU) of filter ``index`` of conv layer ``layer``.
 
     Args:
         layer: Name of a Conv2D layer of the model.
         index: Filter (output channel) index.
+        relu: False for the mean *pre-activation* (convolution plus bias): what
+            ``-channel(layer, index, relu=False)`` minimizes for the negative view, where the
+            ReLU's zero gradient would stop a descent.
 
     Returns:
         The objective; the first ``redirect_steps`` steps of a recipe follow the pre-activation
         mean (Lucid's redirected ReLU) so that a filter dead at the start still gets a gradient.
     """
-    return Objective([(1.0, Term("channel", layer, int(index)))])
+    return Objective([(1.0, Term("channel", layer, int(index), relu=None if relu else False))])
 
 
 def neuron(layer: str, index: int, x: int | None = None, y: int | None = None) -> Objective:
@@ -284,8 +288,10 @@ def evaluate(template: tuple, x, features, conv, kernel, bias, indices, weights,
     elif indices.shape[1]:
         maps = own_filter_preact(features, conv, kernel, bias, indices)
     total, slot = None, 0
-    for t, (kind, _layer, tx, ty, p) in enumerate(template):
-        if kind == "channel":
+    for t, (kind, _layer, tx, ty, p, relu) in enumerate(template):
+        if kind == "channel" and relu is False:
+            value = channel_mean(maps[..., slot])
+        elif kind == "channel":
             value = channel_activation(maps[..., slot], redirect)
         elif kind == "neuron":
             value = neuron_activation(maps[..., slot], tx, ty, redirect)

@@ -27,6 +27,7 @@ def progression_chart(atlas: Atlas) -> str:
     panels = [Panel("Receptive field (px)", [Series("trained", "fa-trained",
                                                     [layer.receptive_field for layer in layers])]),
               panel("Mean spatial frequency (cycles/px)", "frequency"),
-              panel("Colourfulness", "colourfulness"), panel("Activation / best natural photo", "ratio")]
+              panel("Colourfulness", "colourfulness"), panel("Activation / best natural photo", "ratio"),
+              panel("Neuron view: 90% radius (px)", "neuron_radius")]
     return chart_svg([layer.name for layer in layers],
                      [p for p in panels if any(v is not None for s in p.series for v in s.values)])

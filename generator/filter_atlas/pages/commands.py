@@ -24,16 +24,28 @@ def render_commands(model: str, weights: str, rows: Iterable[tuple[Layer, list[T
     weights_args = ["--weights", weights] if weights not in (NOT_RECORDED, "") else []
     lines = []
     for layer, tiles in rows:
-        groups: dict[tuple[str, int, int, int], list[int]] = defaultdict(list)
+        groups: dict[tuple[str, int, int, int, tuple[str, ...]], list[int]] = defaultdict(list)
         for t in tiles:
-            groups[recipe or t.recipe, t.size, 0 if recipe else t.steps, t.seed].append(t.index)
-        for (name, size, steps, seed), indices in sorted(groups.items()):
+            views = ("--views", "channel") if recipe else _views(t)
+            groups[recipe or t.recipe, t.size, 0 if recipe else t.steps, t.seed, views].append(t.index)
+        for (name, size, steps, seed, views), indices in sorted(groups.items()):
             chosen = "all" if indices == list(range(layer.filters or -1)) else ",".join(map(str, indices))
             what = ["filter-atlas", "render", "--model", model, *weights_args, "--recipe", name]
             how = ["--layers", layer.name, "--filters", chosen, "--size", str(size), "--seed", str(seed),
-                   *(["--steps", str(steps)] if steps else [])]
+                   *(["--steps", str(steps)] if steps else []), *views]
             lines.append(" ".join(map(shell, what)) + " \\\n    " + " ".join(map(shell, how)))
     return lines
+
+
+def _views(t: Tile) -> tuple[str, ...]:
+    """The ``--views`` (and ``--views-size``) arguments that make the views ``t`` has."""
+    u = t.unit
+    if u is None:
+        return ("--views", "channel")
+    names = ["channel", *(name for name, has in (("negative", u.negative), ("neuron", u.neuron),
+                                                   ("diversity", u.diverse), ("examples", u.top)) if has)]
+    size = ("--views-size", str(u.views_size)) if u.views_size and u.views_size != t.size else ()
+    return ("--views", ",".join(names), *size)
 
 
 def reproduce_commands(atlas: Atlas, variant: Variant) -> list[str]:

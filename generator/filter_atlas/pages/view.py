@@ -6,19 +6,24 @@ recipe) and its untrained twin, orders layers as the network does, and checks ev
 
 from __future__ import annotations
 
+import itertools
 import re
+import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
+
+from markupsafe import Markup
 
 from ..errors import AtlasError
 from ..progression import LayerStats, layer_stats
 from ..spec import AtlasSpec
-from ..store import ConvLayerRecord, FilterEntry, Manifest, ModelRecord, RunRecord, slug
+from ..store import ConvLayerRecord, FilterEntry, Manifest, ModelRecord, NaturalSetRecord, RunRecord, slug
 from .chart import progression_chart
 from .commands import NOT_RECORDED, missing_untrained, recipe_commands, reproduce_commands
+from .text import markdown_text
 
 BLOCKS = "blocks"  # gallery pages: blocks/<block>.md, one per block
 _BLOCK = re.compile(r"([A-Za-z]+\d+)_")
@@ -35,6 +40,34 @@ class Variant:
     @property
     def label(self) -> str:
         return f"{self.model} · {self.recipe}"
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One image of a unit panel (a view's image or a natural patch)."""
+
+    label: str  # what it is: "neuron", "negative", "diverse 2", a photo's name
+    image: str  # URLs relative to the docs directory
+    thumbnail: str
+    value: float  # the number shown under it (see the panel's legend)
+    alt: str
+    box: tuple[int, ...] | None = None  # natural patches: where in the photo
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One filter's unit panel (the Distill appendix's row): every view it has."""
+
+    neuron: Shot | None
+    negative: Shot | None
+    diverse: tuple[Shot, ...]
+    top: tuple[Shot, ...]
+    bottom: tuple[Shot, ...]
+    similarity: float | None  # mean pairwise Gram cosine of the diverse images
+    negative_start: float | None  # the negative image's start, same seed as the channel view
+    radius90: float | None  # neuron view: px around the centre holding 90% of the deviation
+    views_size: int | None
+    examples_set: str | None
 
 
 @dataclass(frozen=True)
@@ -57,6 +90,7 @@ class Tile:
     steps: int
     size: int
     seed: int
+    unit: Unit | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -114,6 +148,7 @@ class Atlas:
     primary: Variant | None
     untrained: Variant | None  # the primary model with random weights, same recipe
     blocks: list[Block]
+    naturals: NaturalSetRecord | None = None
 
     @property
     def layers(self) -> list[Layer]:
@@ -184,6 +219,57 @@ class Atlas:
     def chart(self) -> str:
         return progression_chart(self)
 
+    def neuron_trend(self) -> list[tuple[str, float, float | None, int | None]]:
+        """(layer, neuron-view 90% radius, its diameter / receptive field, receptive field) of the
+        primary variant's layers that have neuron views, shallow to deep."""
+        found = [(layer, layer.stats.get(self.primary)) for layer in self.layers]
+        return [(layer.name, s.neuron_radius, s.neuron_fraction, layer.receptive_field)
+                for layer, s in found if s and s.neuron_radius is not None]
+
+    def frequency_summary(self) -> Markup:
+        """What the channel images' spatial frequencies show, stated from the numbers alone."""
+        found = [(str(markdown_text(layer.name)), s.frequency) for layer in self.layers
+                 if (s := layer.stats.get(self.primary)) and s.frequency is not None]
+        if len(found) < 2:
+            return Markup()
+        values = [f for _, f in found]
+        low, high = min(values), max(values)
+        if high - low < 0.25 * high:
+            return Markup(f"The mean spatial frequency barely moves ({low:g} to {high:g} cycles/px across "
+                    "the layers): on tiled channel images this measure does not show the progression, "
+                    "which is why the neuron view below measures the size of one pattern instead.")
+        falls = values[-1] < values[0]
+        return Markup(f"The mean spatial frequency goes from {values[0]:g} cycles/px at {found[0][0]} to "
+                f"{values[-1]:g} at {found[-1][0]}" + (", coarser with depth." if falls else
+                                                        ": finer, not coarser, with depth."))
+
+    def neuron_summary(self) -> Markup:
+        """What the neuron-view radii show, shallow to deep, stated from the numbers alone."""
+        trend = [(str(markdown_text(name)), *rest) for name, *rest in self.neuron_trend()]
+        if len(trend) < 2:
+            return Markup()
+        radii = [r for _, r, _, _ in trend]
+        rises = all(b >= a for a, b in itertools.pairwise(radii))
+        first, last = trend[0], trend[-1]
+        text = (f"The median 90% radius goes from {first[1]:g} px at {first[0]} to {last[1]:g} px at "
+                f"{last[0]}, " + ("growing at every step." if rises else
+                                  "but not at every step: the growth is not monotonic here."))
+        fractions = [f for _, _, f, _ in trend if f is not None]
+        if len(fractions) == len(trend):
+            shrinks = fractions[-1] < fractions[0]
+            text += (f" Relative to the receptive field it goes from {fractions[0]:g} to {fractions[-1]:g} "
+                     "(diameter over field side): " + (
+                         "deep filters use a smaller share of what they could see, in part because the "
+                         "deep fields are larger than the rendered image." if shrinks else
+                         "the patterns fill at least as much of their field at depth as in the first "
+                         "layers."))
+        if first[1] > 2 * (first[3] or 0):
+            text += (f" At {first[0]} the radius is far larger than the {first[3]} px field: the Fourier "
+                     "parameterization and the random jitter, scale and rotation spread a "
+                     "few-pixel pattern over a wider disc, so the shallowest radii overstate the "
+                     "pattern's size.")
+        return Markup(text)
+
 
 def build_atlas(manifest: Manifest, atlas_dir: Path, docs_dir: Path) -> Atlas:
     """Arrange the manifest for the pages; checks that every image it lists is inside and present."""
@@ -237,9 +323,11 @@ def build_atlas(manifest: Manifest, atlas_dir: Path, docs_dir: Path) -> Atlas:
             f"{layer.id}-{e.index}-{slug(variant.model)}-{slug(variant.recipe)}"
         image, file = _asset(atlas_dir, prefix, e.image, missing)
         thumb, _ = _asset(atlas_dir, prefix, e.thumbnail, missing)
+        unit = _unit(e, layer.name, atlas_dir, prefix, missing) if e.views and any(
+            getattr(e.views, v) for v in ("negative", "neuron", "diversity", "examples")) else None
         tile = Tile(variant.model, layer.name, e.index, variant.recipe, anchor, layer.page, image, thumb,
                     file, float(e.activation), float(e.natural_activation), e.dead, variant.trained,
-                    e.steps, e.size, e.seed)
+                    e.steps, e.size, e.seed, unit)
         tiles.append(tile)
         grids[layer.name, variant].append(tile)
     if missing:
@@ -256,9 +344,16 @@ def build_atlas(manifest: Manifest, atlas_dir: Path, docs_dir: Path) -> Atlas:
         for variant in filter(None, (primary, untrained)):
             live = [t for t in layer.tiles(variant) if not t.dead]
             if layer.tiles(variant):
-                layer.stats[variant] = layer_stats([t.file for t in live if t.file],
-                                                   [t.ratio for t in live if t.ratio is not None])
-    return Atlas(models, manifest.runs, tiles, primary, untrained, list(blocks.values()))
+                stats = layer_stats([t.file for t in live if t.file],
+                                    [t.ratio for t in live if t.ratio is not None])
+                radii = [t.unit.radius90 for t in layer.tiles(variant)
+                         if t.unit and t.unit.radius90 is not None]
+                if radii:
+                    radius = round(statistics.median(radii), 1)
+                    fraction = round(2 * radius / layer.receptive_field, 2) if layer.receptive_field else None
+                    stats = replace(stats, neuron_radius=radius, neuron_fraction=fraction)
+                layer.stats[variant] = stats
+    return Atlas(models, manifest.runs, tiles, primary, untrained, list(blocks.values()), manifest.naturals)
 
 
 def _primary(models: dict[str, ModelRecord], entries: Sequence[FilterEntry]) -> Variant | None:
@@ -271,6 +366,37 @@ def _primary(models: dict[str, ModelRecord], entries: Sequence[FilterEntry]) -> 
     recipes = Counter(e.recipe for e in entries if e.model == model)
     recipe = min(recipes, key=lambda r: (-recipes[r], r != AtlasSpec.recipe, r))
     return Variant(model, recipe, models[model].trained)
+
+
+def _unit(e: FilterEntry, layer: str, atlas_dir: Path, prefix: str, missing: list[str]) -> Unit:
+    """The unit panel of an entry with views (``FilterEntry.views``)."""
+    v = e.views
+    what = f"filter {e.index} of {layer}"
+
+    def shot(label: str, rel: str, thumb: str | None, value: float, alt: str, box=None) -> Shot:
+        url, _ = _asset(atlas_dir, prefix, rel, missing)
+        small, _ = _asset(atlas_dir, prefix, thumb or rel, missing)
+        return Shot(label, url, small, value, alt, box)
+
+    neuron = v.neuron and shot("neuron", v.neuron.image, v.neuron.thumbnail, v.neuron.activation,
+                               f"Image that most excites the centre position of {what}")
+    negative = v.negative and shot("negative", v.negative.image, v.negative.thumbnail, v.negative.activation,
+                                   f"Image that most inhibits {what}")
+    diverse = tuple(shot(f"diverse {k + 1}", img, th, act, f"Diverse image {k + 1} of 4 for {what}")
+                    for k, (img, th, act) in enumerate(zip(v.diversity.images, v.diversity.thumbnails,
+                                                           v.diversity.activations, strict=True))
+                    ) if v.diversity else ()
+    sides = {side: tuple(shot(p.source, p.image, None, p.activation,
+                              f"{'Top' if side == 'top' else 'Bottom'} natural patch {k + 1} of {what}, "
+                              f"from {p.source}", p.box)
+                         for k, p in enumerate(getattr(v.examples, side)))
+             for side in ("top", "bottom")} if v.examples else {"top": (), "bottom": ()}
+    sized = v.negative or v.neuron or v.diversity
+    return Unit(neuron, negative, diverse, sides["top"], sides["bottom"],
+                v.diversity.similarity if v.diversity else None,
+                v.negative.start_activation if v.negative else None,
+                v.neuron.radius90 if v.neuron else None, sized.size if sized else None,
+                v.examples.set if v.examples else None)
 
 
 def _asset(atlas_dir: Path, prefix: str, rel: str | None,

@@ -15,7 +15,7 @@ from .view import BLOCKS, build_atlas
 
 PAGES = {name: f"{name}.j2" for name in
          ("index.md", "filters.md", "activation-maximization.md", "progression.md", "reproduce.md",
-          "publish.md", "api.md")}
+          "publish.md", "api.md", "naturals.md")}
 CSS = "assets/filter-atlas.css"
 COMPACT = 64  # grids with more tiles than this get the compact layout
 

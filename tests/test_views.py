@@ -1,0 +1,146 @@
+"""The views of a filter: negative, neuron, diversity and examples, through the API and the atlas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from filter_atlas import Adam, Pixel, Recipe, examples, render, score, views
+from filter_atlas import objectives as obj
+from filter_atlas.models import receptive_geometry
+from PIL import Image
+
+
+def test_negative_view_scores_below_the_channel_views_start(vgg16):
+    layer, index = "block3_conv2", 17
+    r = render(vgg16, [views.objective(v, layer, index) for v in ("channel", "negative")], size=48, steps=32)
+    pre = -r.activations[1]  # the negative view minimizes the mean pre-activation
+    measured = score(vgg16, obj.channel(layer, index, relu=False), r.images[1:])[0]
+    assert pre == pytest.approx(measured, rel=1e-4)
+    assert pre < 0  # a mean after ReLU never is: the view minimizes the pre-activation
+    assert pre < r.start_activations[0]  # below the channel view's start (the same start image)
+    assert pre < -r.start_activations[1] - 1.0  # and well below its own start's pre-activation
+    assert r.activations[0] > r.start_activations[0]
+
+
+def test_diversity_view_pushes_its_four_images_apart(vgg16):
+    layer, index = "block3_conv2", 70
+    seeds = render(vgg16, obj.channel(layer, index), n=views.DIVERSE, size=48, steps=48)
+    scale = views.diversity_scale(float(seeds.activations.mean()))
+    diverse = render(vgg16, views.objective("diversity", layer, index, scale), n=views.DIVERSE, size=48,
+                     steps=48)
+    similarity = [score(vgg16, obj.diversity(layer), r.images).mean() for r in (seeds, diverse)]
+    assert similarity[1] < similarity[0] - 0.05, similarity
+    assert np.all(score(vgg16, obj.channel(layer, index), diverse.images) > 0)  # still the filter's
+
+
+def test_neuron_view_without_transforms_changes_only_its_receptive_field(vgg16):
+    layer, size = "block1_conv1", 32
+    plain = Recipe("plain", Pixel(), (), Adam(learning_rate=4.0), steps=6)
+    start = np.random.default_rng(0).uniform(96, 160, (1, size, size, 3)).astype("float32")
+    r = render(vgg16, views.objective("neuron", layer, 9), recipe=plain, size=size, start=start)
+    changed = np.abs(r.images[0].astype(int) - np.round(start[0]).astype(int)).sum(axis=-1) > 0
+    geometry = receptive_geometry(vgg16.model, size)[layer]
+    x0, y0, x1, y1 = views.centre_box(size, size, geometry.field, geometry.jump, geometry.start)
+    assert (x1 - x0, y1 - y0) == (3, 3)
+    inside = np.zeros_like(changed)
+    inside[y0:y1, x0:x1] = True
+    assert changed[inside].any() and not changed[~inside].any(), np.argwhere(changed)
+
+
+def test_radius90_of_a_disc():
+    y, x = np.mgrid[:64, :64]
+    image = np.full((64, 64, 3), 127, dtype="uint8")
+    image[np.hypot(x + 0.5 - 20, y + 0.5 - 30) <= 8] = 255
+    assert 6.5 < views.radius90(image, (20, 30)) <= 8.0
+    assert views.radius90(image, (50, 10)) > 30  # measured from another centre: far larger
+    assert views.radius90(np.full((8, 8, 3), 127, dtype="uint8"), (4, 4)) < 1.0
+
+
+def test_diversity_scale_is_one_significant_figure():
+    assert views.diversity_scale(1236.4) == views.diversity_scale(1233.6) == 1000.0
+    assert views.diversity_scale(26580.0) == 30000.0
+    assert views.diversity_scale(0.0) == views.diversity_scale(None) == 1.0
+
+
+def _manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def _mtimes(out: Path) -> dict[str, int]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns
+            for p in out.rglob("*") if p.suffix in (".png", ".webp")}
+
+
+def test_atlas_adds_missing_views_without_rerendering_fresh_ones(cli, weights_path, tmp_path):
+    docs, photos = tmp_path / "docs", tmp_path / "photos"
+    out = docs / "atlas"
+    photos.mkdir()
+    for k, colour in enumerate([(220, 30, 30), (30, 200, 40), (40, 40, 220)]):
+        Image.fromarray(np.full((40, 48, 3), colour, dtype="uint8")).save(photos / f"p{k}.png")
+    (photos / "broken.jpg").write_bytes(b"not a jpeg at all")
+    base = ("render", "--weights", weights_path, "--layers", "block2_conv1", "--filters", "5,9",
+            "--size", "32", "--steps", "6", "--out", out, "--examples", photos, "--quiet")
+    code, stdout, err = cli(*base, "--views", "channel")
+    assert code == 0 and "rendered 2, skipped 0" in stdout
+    assert err.count("skipped 1 unreadable image(s)") == 1
+    first = _mtimes(out)
+    data = _manifest(out)
+    assert data["naturals"]["name"] == "photos" and len(data["naturals"]["images"]) == 3
+    assert data["naturals"]["skipped"] == 1
+    assert all(set(e["views"]) == {"channel"} for e in data["filters"])
+
+    calls = examples.MODEL_CALLS
+    code, stdout, _ = cli(*base, "--views", "all", "--views-size", "40")
+    assert code == 0 and "rendered 0, skipped 2" in stdout
+    assert calls == examples.MODEL_CALLS  # the natural set came from the cache
+    after = _mtimes(out)
+    assert all(after[p] == t for p, t in first.items())  # the channel images were not touched
+    data = _manifest(out)
+    for e in data["filters"]:
+        v = e["views"]
+        assert set(v) == {"channel", "negative", "neuron", "diversity", "examples"}
+        assert v["channel"]["image"] == e["image"] and v["channel"]["activation"] == e["activation"]
+        assert v["negative"]["size"] == v["neuron"]["size"] == v["diversity"]["size"] == 40
+        assert v["negative"]["activation"] < v["negative"]["start_activation"]
+        assert len(v["diversity"]["images"]) == 4 and 0 <= v["diversity"]["similarity"] <= 1
+        assert v["neuron"]["crop"] and v["neuron"]["radius90"] > 0
+        assert v["examples"]["set"] == "photos" and len(v["examples"]["top"]) == 9
+        tops = [p["activation"] for p in v["examples"]["top"]]
+        assert tops == sorted(tops, reverse=True) and tops[0] >= v["examples"]["bottom"][0]["activation"]
+        for rel in [v["negative"]["image"], v["neuron"]["thumbnail"], *v["diversity"]["images"],
+                    *(p["image"] for p in v["examples"]["top"])]:
+            assert (out / rel).is_file()
+
+    before = _mtimes(out)
+    code, stdout, err = cli(*base, "--views", "all", "--views-size", "40")
+    assert code == 0 and "rendered 0, skipped 2" in stdout
+    assert _mtimes(out) == before  # every view fresh: nothing written again
+
+    from filter_atlas.pages import write_pages
+
+    write_pages(out, docs)
+    page = (docs / "blocks" / "block2.md").read_text()
+    assert page.count('<section class="fa-unit" id="block2_conv1-') == 2  # the stable anchors
+    assert 'id="block2_conv1-5"' in page and 'id="block2_conv1-9"' in page
+    assert page.count("fa-shot fa-diverse") == 8 and page.count("fa-shot fa-example") == 2 * 18
+    assert page.count('loading="lazy"') == 2 * (1 + 1 + 4 + 1 + 18)
+    assert "from p0.png" in page or "from p1.png" in page or "from p2.png" in page
+    naturals = (docs / "naturals.md").read_text()
+    assert "**photos**, 3 image(s) (1 unreadable" in naturals and "p2\\.png" in naturals
+    assert str(tmp_path) not in naturals.replace("\\", "")  # no local path on a published page
+    assert "## The neuron view" in (docs / "progression.md").read_text()
+
+    victim = out / data["filters"][0]["views"]["negative"]["image"]
+    victim.write_bytes(b"broken")
+    code, _, _ = cli(*base, "--views", "all", "--views-size", "40")
+    assert victim.read_bytes()[:4] == b"RIFF"  # a damaged view is rendered again
+
+    # Another view size changes every rendered view's key: they are made again at that size.
+    code, _, _ = cli(*base, "--views", "negative,neuron", "--views-size", "36")
+    views_ = [e["views"] for e in _manifest(out)["filters"]]
+    assert code == 0 and {v["negative"]["size"] for v in views_} == {36}
+    assert {v["neuron"]["size"] for v in views_} == {36}
+    assert {v["diversity"]["size"] for v in views_} == {40}  # not asked for: left as it was
