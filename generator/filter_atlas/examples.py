@@ -97,7 +97,7 @@ def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: I
         AtlasError: An unknown layer or filter index, or no readable image in the set.
     """
     if not wanted:
-        return ExamplesResult(image_set, 0, 0, {})
+        return ExamplesResult(image_set, 0, (), {})
     layers = [_Layer(model, conv, size, k, image_set) for conv in model.resolve_layers(tuple(wanted), size)]
     for layer in layers:
         bad = [i for i in wanted[layer.name] if not 0 <= i < layer.filters]
