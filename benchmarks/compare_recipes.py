@@ -4,7 +4,7 @@ For every filter rendered with both recipes, prints the achieved activation of e
 ratio and the best natural-photo activation, and writes a side-by-side image (Lucid on top,
 keras-vis below, one column per filter). Render the keras-vis images first, e.g.
 ``filter-atlas render --recipe keras-vis --layers block3_conv2 --filters 17,80``.
-Usage: ``python benchmarks/compare_recipes.py [docs/atlas] [--image out.png]``.
+Usage: ``python benchmarks/compare_recipes.py [docs/atlas] [--image out.webp]``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from PIL import Image
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("atlas", nargs="?", type=Path, default=Path("docs/atlas"))
-    parser.add_argument("--image", type=Path, default=Path("docs/assets/recipes-side-by-side.png"))
+    parser.add_argument("--image", type=Path, default=Path("docs/assets/recipes-side-by-side.webp"))
     parser.add_argument("--tile", type=int, default=160)
     args = parser.parse_args()
 
@@ -49,7 +49,7 @@ def main() -> None:
 
     rows = [np.concatenate([tile(table[key]) for key in both], axis=1) for table in (lucid, kvis)]
     args.image.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(rows, axis=0)).save(args.image)
+    Image.fromarray(np.concatenate(rows, axis=0)).save(args.image, quality=90)
     print(f"side-by-side: {args.image} (top: lucid, bottom: keras-vis)")
 
 

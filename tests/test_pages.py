@@ -79,9 +79,12 @@ def check_site(site: Path, pages: dict[str, Html]) -> None:
                     key = target.resolve().relative_to(site.resolve()).as_posix()
                     assert anchor in pages[key].ids, f"{name}: missing anchor {url}"
         tiles = [a for tag, a in page.tags if tag == "figure" and "fa-tile" in a.get("class", "")]
-        images = [a for tag, a in page.tags if tag == "img" and "/thumbs/" in a["src"]]
+        units = [a for tag, a in page.tags if tag == "section" and "fa-unit" in a.get("class", "")]
+        images = [a for tag, a in page.tags if tag == "img" and "atlas/" in a["src"]]
         if name.startswith("blocks/"):
-            assert len({t["id"] for t in tiles}) == len(tiles) > 0
+            # Every filter has one stable anchor: its tile's, or its unit panel's (one tile each).
+            anchored = [t for t in tiles if "id" in t] + units
+            assert len({a["id"] for a in anchored}) == len(anchored) == len(tiles) > 0
             assert all(i.get("loading") == "lazy" for i in images)
         zooms = [a["href"] for tag, a in page.tags if tag == "a" and a.get("class") == "glightbox"]
         assert len(zooms) == len(images) and not any("/thumbs/" in z for z in zooms)
@@ -108,7 +111,12 @@ def test_committed_pages_are_fresh_and_build_strictly(tmp_path):
     live = [e for e in read_manifest(atlas).filters if not e.dead]
     images = {a["src"].rsplit("/atlas/", 1)[-1] for name, page in built.items() if name.startswith("blocks/")
               for tag, a in page.tags if tag == "img"}
-    assert images == {e.thumbnail for e in live}
+    shown = {e.thumbnail for e in live}
+    for v in (e.views for e in read_manifest(atlas).filters if e.views):  # the unit panels
+        shown |= {r.thumbnail for r in (v.negative, v.neuron) if r}
+        shown |= set(v.diversity.thumbnails if v.diversity else ())
+        shown |= {p.image for p in (*v.examples.top, *v.examples.bottom)} if v.examples else set()
+    assert images == shown
 
 
 def test_full_vgg16_atlas_builds_strictly_within_a_minute(docs, tmp_path):

@@ -23,7 +23,7 @@ from .models import ConvLayer, LoadedModel, load_model, receptive_geometry
 from .naturals import ImageSet, bundled_set, folder_set
 from .shards import Shard, partition, plan_digest
 from .spec import AtlasSpec
-from .store import LISTED, Store, digest, thumbnail
+from .store import LISTED, Store, digest
 
 ENGINE_VERSION = 3  # bump when a code change alters rendered pixels
 
@@ -93,7 +93,7 @@ Job = tuple[ConvLayer, list[int]]  # a fixed batch: one layer's filters rendered
 
 
 class _Progress:
-    """One overall bar and one bar per batch of steps; ``advance`` is ``render``'s ``on_step``."""
+    """One progress bar over the steps of one pass; ``advancer(images)`` gives a batch's ``on_step``."""
 
     def __init__(self, total: int, desc: str, quiet: bool):
         self.bar = tqdm(total=total, desc=desc, unit="step", disable=quiet or not total, dynamic_ncols=True)
@@ -129,13 +129,17 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Sha
     store.describe_model(loaded.slug, model_record(loaded, spec.size))
     run = run_record()
 
+    # The recipe as it runs (its compile mode) per layer and size, decided once.
+    as_run = {(layer.name, size): compiled(loaded, layer.name, recipe, size)
+              for layer in layers for size in {spec.size, views_size}}
+
     def key(layer: str, index: int, view: str = "channel", scale: float = 1.0) -> str:
         size = spec.size if view == "channel" else views_size
         extra = None if view == "channel" else {
             "name": view, "objective": views_.objective(view, layer, index, scale).key(),
             "n": views_.images_per_filter(view)}
         return cache_key(loaded.slug, loaded.weights_sha256, loaded.preprocess, layer, index,
-                         compiled(loaded, layer, recipe, size), size, spec.seed, backend.name(), extra)
+                         as_run[layer, size], size, spec.seed, backend.name(), extra)
 
     # Batches are fixed groups of the layer's selection, never "whatever is pending": an image
     # then never depends on which other filters were fresh, or on sharding, so a resumed or
@@ -195,7 +199,8 @@ def _naturals(loaded: LoadedModel, store: Store, jobs: list[Job], image_set: Ima
     for layer, group in jobs:
         wanted.setdefault(layer.name, []).extend(group)
     result = find_examples(loaded, wanted, image_set, size, k=views_.EXAMPLES_K, progress=not quiet)
-    used = [n for n in image_set.sources if n.name not in set(result.skipped)]
+    unreadable = set(result.skipped)
+    used = [n for n in image_set.sources if n.name not in unreadable]
     store.set_naturals({
         "name": image_set.name, "description": image_set.description, "size": size, "key": set_key,
         "count": len(used),
@@ -271,15 +276,15 @@ def _render_view(view: str, spec: AtlasSpec, loaded: LoadedModel, store: Store, 
             if view == "diversity":
                 activations = score(loaded, channel(layer.name, index), images)
                 similarity = float(np.mean(score(loaded, diversity(layer.name), images))) * n / (n - 1)
-                record = dict(common, images=[p for p, _ in paths], thumbnails=[t for _, t in paths],
+                shown = [store.with_thumbnail(p, t, img) for (p, t), img in zip(paths, images, strict=True)]
+                record = dict(common, images=[p for p, _ in paths], thumbnails=[t for t, _ in shown],
                               activations=[round(float(a), 4) for a in activations],
                               similarity=round(similarity, 4), weight=views_.DIVERSITY_WEIGHT * s)
-                files = {p: img for (p, _), img in zip(paths, images, strict=True)}
-                files.update({t: thumbnail(img) for (_, t), img in zip(paths, images, strict=True)})
+                files = {rel: img for _, written in shown for rel, img in written.items()}
             else:
                 image = images[0]
                 sign = -1.0 if view == "negative" else 1.0  # negative: report the pre-activation itself
-                record = dict(common, image=paths[0][0], thumbnail=paths[0][1],
+                record = dict(common, image=paths[0][0],
                               activation=round(sign * float(result.activations[k]), 4),
                               start_activation=round(sign * float(result.start_activations[k]), 4))
                 if geometry is not None:
@@ -287,7 +292,7 @@ def _render_view(view: str, spec: AtlasSpec, loaded: LoadedModel, store: Store, 
                     crop = views_.neuron_crop(size, box)
                     record.update(crop=list(crop), radius90=round(views_.radius90(image, centre), 2))
                     image = image[crop[1] : crop[3], crop[0] : crop[2]]
-                files = {paths[0][0]: image, paths[0][1]: thumbnail(image)}
+                record["thumbnail"], files = store.with_thumbnail(*paths[0], image)
             store.put_view(identity, view, record, files, run)
         store.save()
         _log(quiet, f"{loaded.slug} {layer.name} {view}", group,

@@ -28,6 +28,7 @@ from .errors import AtlasError
 MANIFEST = "manifest.json"
 SCHEMA = 1
 THUMB_SIDE = 112
+SMALL_VIEW = 168  # view images up to this side are their own thumbnails (a 112 px copy saves little)
 
 
 def slug(name: str) -> str:
@@ -161,8 +162,14 @@ class Views:
     examples: ExamplesView | None = None
 
     def files(self) -> list[tuple[str, str | None]]:
-        """(path, sha256 or None) of every file of every view."""
-        return [f for name in VIEW_NAMES if (v := getattr(self, name)) is not None for f in v.files()]
+        """(path, sha256 or None) of every file of every view, each once (a small view image is
+        its own thumbnail)."""
+        found: dict[str, str | None] = {}
+        for name in VIEW_NAMES:
+            if (v := getattr(self, name)) is not None:
+                for path, sha in v.files():
+                    found[path] = found.get(path) or sha
+        return list(found.items())
 
     def runs(self) -> set[str]:
         return {v.run for name in VIEW_NAMES if (v := getattr(self, name)) is not None and hasattr(v, "run")}
@@ -449,6 +456,14 @@ class Store:
         stems = [f"{index:04d}-{slug(recipe)}-{view}"] if count is None else \
             [f"{index:04d}-{slug(recipe)}-{view}-{k}" for k in range(count)]
         return [(f"{base}/{stem}.webp", f"{base}/thumbs/{stem}.webp") for stem in stems]
+
+    def with_thumbnail(self, image_rel: str, thumb_rel: str, image: np.ndarray
+                       ) -> tuple[str, dict[str, np.ndarray]]:
+        """The thumbnail path to record for a view image, and the files to write: a separate
+        thumbnail only for an image larger than ``SMALL_VIEW``, else the image serves as its own."""
+        if max(image.shape[:2]) <= SMALL_VIEW:
+            return image_rel, {image_rel: image}
+        return thumb_rel, {image_rel: image, thumb_rel: thumbnail(image)}
 
     def view_fresh(self, identity: tuple[str, str, int, str], view: str, key: str) -> bool:
         """True when the filter has this view with the same key and its files intact."""
