@@ -16,7 +16,10 @@ os.environ.setdefault("FILTER_ATLAS_CACHE", tempfile.mkdtemp(prefix="filter-atla
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_WEIGHTS = REPO.parent / "shared/weights/vgg16_imagenet_notop.h5"
-WEIGHTS = Path(os.environ.get("FILTER_ATLAS_WEIGHTS") or SHARED_WEIGHTS)
+# Absolute, once: tests change directory, and a relative path would then name nothing.
+WEIGHTS = Path(os.environ.get("FILTER_ATLAS_WEIGHTS") or SHARED_WEIGHTS).resolve()
+if os.environ.get("FILTER_ATLAS_WEIGHTS"):
+    os.environ["FILTER_ATLAS_WEIGHTS"] = str(WEIGHTS)
 DEAD_FILTER = 5  # conv_b's filter 5 in the tiny model: zero kernel, negative bias
 
 

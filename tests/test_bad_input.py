@@ -20,7 +20,7 @@ def render(cli, weights, *args):
 
 @pytest.mark.parametrize(("args", "needle"), [
     (("--layers", "block3_cnov2"), "did you mean 'block3_conv2'"),
-    (("--layers", "block1_pool"), "is a MaxPooling2D, not a Conv2D"),
+    (("--layers", "block1_pool"), "is a MaxPooling2D, not a conv layer"),
     (("--layers", "block1_conv1", "--filters", "64"), "index 64 out of range for block1_conv1 (0..63)"),
     (("--layers", "block1_conv1", "--filters", "x"), "'all' or integers"),
     (("--layers", "block1_conv1", "--size", "16"), "below vgg16's minimum of 32 px"),
@@ -29,6 +29,11 @@ def render(cli, weights, *args):
     (("--layers", "block1_conv1", "--recipe", "dream"), "unknown recipe 'dream'"),
     (("--model", "vgg61"), "unknown model 'vgg61'"),
     (("--layers", "block1_conv1", "--shard", "3/2"), "need 1 <= i <= n"),
+    (("--model", "vgg61", "--shard", "3/2"), "need 1 <= i <= n"),  # checked before the model loads
+    (("--layers", "block1_conv1", "--seed", "-1"), "--seed must be 0 or more"),
+    (("--layers", "block1_conv1", "--size", "100000"), "above the maximum side of 4096 px"),
+    (("--layers", "block1_conv1", "--size", "64x100000"), "above the maximum side of 4096 px"),
+    (("--config", "absent.toml"), "--config absent.toml: no such file"),
 ])
 def test_bad_render_arguments(cli, weights_path, tmp_path, args, needle):
     _check(render(cli, weights_path, *args), needle, tmp_path)
@@ -85,7 +90,7 @@ def test_malformed_config(cli, tmp_path, toml, needle):
 def test_argument_errors_are_one_line(cli, capsys):
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
-        cli("render", "--size", "big")
+        cli("render", "--steps", "big")
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("filter-atlas render: error:") and err.count("\n") == 1, err

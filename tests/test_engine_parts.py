@@ -5,7 +5,7 @@ from dataclasses import replace
 import keras
 import numpy as np
 import pytest
-from filter_atlas.engine import objectives, transforms
+from filter_atlas.engine import objectives, targets, transforms
 from filter_atlas.engine.optimizers import get_optimizer
 from filter_atlas.engine.param import FourierParam, PixelParam, get_param
 from filter_atlas.engine.recipes import KERAS_VIS, LUCID, choose_xla, get_recipe
@@ -20,17 +20,19 @@ def np_(x):
     return np.asarray(ops.convert_to_numpy(x))
 
 
-@pytest.mark.parametrize("size", [16, 17])
-def test_fourier_param_is_the_inverse_real_dft(size):
-    param = FourierParam(size)
+@pytest.mark.parametrize(("size", "channels"), [((16, 16), 3), ((17, 17), 3), ((12, 19), 3), ((15, 10), 1)])
+def test_fourier_param_is_the_inverse_real_dft(size, channels):
+    param = FourierParam(size, channels)
     params = np.stack([param.init(np.random.default_rng(s)) * 100 for s in range(2)])
+    assert params.shape == (2, 2, channels, size[0], size[1] // 2 + 1)
     spectrum = (params[:, 0] + 1j * params[:, 1]) * param._scale
-    expected = np.fft.irfft2(spectrum, s=(size, size)).transpose(0, 2, 3, 1) / 4.0
+    expected = np.fft.irfft2(spectrum, s=size).transpose(0, 2, 3, 1) / 4.0
     np.testing.assert_allclose(np_(param.spatial(params)), expected, rtol=1e-4, atol=1e-4)
+    assert np_(param.to_image(params)).shape == (2, *size, channels)
 
 
 def test_fourier_image_is_in_unit_range_and_starts_near_grey():
-    param = FourierParam(32)
+    param = FourierParam((32, 32))
     image = np_(param.to_image(param.init(np.random.default_rng(0))[None]))
     assert image.shape == (1, 32, 32, 3)
     assert image.min() > 0.0 and image.max() < 1.0
@@ -38,7 +40,7 @@ def test_fourier_image_is_in_unit_range_and_starts_near_grey():
 
 
 def test_pixel_param_starts_grey_with_noise():
-    image = PixelParam(64).init(np.random.default_rng(0))
+    image = PixelParam((64, 64)).init(np.random.default_rng(0))
     assert abs(image.mean() - 127.5) < 2 and 10 < image.std() < 15
 
 
@@ -84,24 +86,38 @@ def test_channel_activation_is_the_relu_mean_with_a_redirected_start():
     np.testing.assert_allclose(np_(objectives.channel_activation(maps, True)), [2.0, -1.5])
 
 
-@pytest.mark.parametrize(("conv_args", "indices"), [
-    ({"filters": 8}, [5, 0, 7]),  # fewer images than filters: only the chosen filters convolved
-    ({"filters": 3}, [2, 0, 2, 1]),  # at least as many images as filters: all, then selected
-    ({"filters": 8, "groups": 2}, [1, 6]),  # grouped: all, then selected
-    ({"filters": 8, "strides": 2, "padding": "valid", "use_bias": False}, [3, 4]),
+LAYERS = {
+    "conv": lambda **a: keras.layers.Conv2D(kernel_size=3, **a),
+    "depthwise": lambda filters, **a: keras.layers.DepthwiseConv2D(3, depth_multiplier=filters // 4, **a),
+    "separable": lambda **a: keras.layers.SeparableConv2D(kernel_size=3, depth_multiplier=2, **a),
+}
+
+
+@pytest.mark.parametrize(("kind", "conv_args", "indices"), [
+    ("conv", {"filters": 8}, [5, 0, 7]),  # fewer images than filters: only the chosen filters convolved
+    ("conv", {"filters": 3}, [2, 0, 2, 1]),  # at least as many images as filters: all, then selected
+    ("conv", {"filters": 8, "groups": 2}, [1, 6]),  # grouped: all, then selected
+    ("conv", {"filters": 8, "strides": 2, "padding": "valid", "use_bias": False}, [3, 4]),
+    ("depthwise", {"filters": 8}, [5, 0, 7]),  # output channel c * multiplier + m
+    ("depthwise", {"filters": 8, "strides": 2, "dilation_rate": 1}, [1, 6]),
+    ("separable", {"filters": 8}, [5, 0, 7]),  # only the chosen columns of the 1x1 mix
+    ("separable", {"filters": 3, "dilation_rate": 2}, [2, 0, 2, 1]),
+    ("separable", {"filters": 8, "use_bias": False}, [3, 4]),
 ])
-def test_own_filter_preact_is_the_layers_output_at_each_images_filter(conv_args, indices):
-    conv = keras.layers.Conv2D(kernel_size=3, padding=conv_args.pop("padding", "same"), **conv_args)
+def test_own_filter_preact_is_the_layers_output_at_each_images_filter(kind, conv_args, indices):
+    conv = LAYERS[kind](padding=conv_args.pop("padding", "same"), **conv_args)
     x = rgb(5, (len(indices), 9, 9, 4))
     conv.build(x.shape)
     if conv.use_bias:
         conv.bias.assign(rgb(6, conv.bias.shape))
-    full = np_(conv(x))  # Keras' own convolution and bias (no activation)
-    bias = conv.bias.value if conv.use_bias else None
-    own = objectives.own_filter_preact(x, conv, conv.kernel.value, bias,
-                                       ops.convert_to_tensor(np.array(indices, dtype="int32")[:, None]))
+    full = np_(conv(x))  # Keras' own layer (no activation)
+    assert targets.filter_count(conv) == full.shape[-1]
+    own = targets.own_filter_preact(x, conv, targets.weights(conv),
+                                    ops.convert_to_tensor(np.array(indices, dtype="int32")[:, None]))
     expected = full[np.arange(len(indices)), :, :, indices]
     np.testing.assert_allclose(np_(own)[..., 0], expected, rtol=1e-5, atol=1e-5)
+    every = targets.preact(x, conv, targets.weights(conv))
+    np.testing.assert_allclose(np_(every), full, rtol=1e-5, atol=1e-5)
 
 
 def test_own_filter_preact_with_two_filters_per_image():
@@ -110,8 +126,7 @@ def test_own_filter_preact_with_two_filters_per_image():
     conv.build(x.shape)
     full = np_(conv(x))
     indices = np.array([[1, 6], [6, 0]], dtype="int32")
-    own = np_(objectives.own_filter_preact(x, conv, conv.kernel.value, conv.bias.value,
-                                           ops.convert_to_tensor(indices)))
+    own = np_(targets.own_filter_preact(x, conv, targets.weights(conv), ops.convert_to_tensor(indices)))
     for b in range(2):
         for j in range(2):
             np.testing.assert_allclose(own[b, :, :, j], full[b, :, :, indices[b, j]], rtol=1e-5, atol=1e-5)

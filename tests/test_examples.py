@@ -20,7 +20,8 @@ GREY, GREEN, NAVY = (128, 128, 128), (0, 255, 0), (40, 40, 200)
 
 def _wrap(model: keras.Model) -> LoadedModel:
     return LoadedModel(model=model, name=model.name, weights="test", trained=True,
-                       weights_sha256=weights_digest(model), preprocess="raw", min_size=1, fixed_size=None)
+                       weights_sha256=weights_digest(model), preprocess="raw", min_size=1,
+                       fixed_size=(None, None))
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +219,8 @@ def test_receptive_geometry_of_vgg16():
     geometry = receptive_geometry(vgg, 224)
     expected = {"block1_conv1": (3, 1, 0.0), "block2_conv1": (10, 2, 0.5), "block3_conv2": (32, 4, 1.5),
                 "block3_conv3": (40, 4, 1.5), "block5_conv2": (164, 16, 7.5), "block5_conv3": (196, 16, 7.5)}
-    assert {name: (g.field, g.jump, g.start) for name, g in geometry.items() if name in expected} == expected
+    square = {name: tuple((v, v) for v in values) for name, values in expected.items()}  # (height, width)
+    assert {name: (g.field, g.jump, g.start) for name, g in geometry.items() if name in expected} == square
 
 
 @pytest.mark.parametrize("size", [16, 17])
@@ -243,7 +245,7 @@ def test_geometry_matches_the_pixels_that_reach_a_position(size):
     for col in range(out.shape[2]):
         reached = (out[:, 0, col] != reference[0, col]).reshape(size, size)
         ys, xs = np.nonzero(reached)
-        low = int(np.floor(g.start + col * g.jump - (g.field - 1) / 2))
-        assert (xs.min(), xs.max() + 1) == (max(low, 0), min(low + g.field, size))
-        assert (ys.min(), ys.max() + 1) == (max(int(np.floor(g.start - (g.field - 1) / 2)), 0),
-                                            min(int(np.floor(g.start - (g.field - 1) / 2)) + g.field, size))
+        low = int(np.floor(g.start[1] + col * g.jump[1] - (g.field[1] - 1) / 2))
+        assert (xs.min(), xs.max() + 1) == (max(low, 0), min(low + g.field[1], size))
+        top = int(np.floor(g.start[0] - (g.field[0] - 1) / 2))
+        assert (ys.min(), ys.max() + 1) == (max(top, 0), min(top + g.field[0], size))

@@ -44,5 +44,5 @@ def test_activation_rises_and_errors_are_clear(vgg16_with_top, monkeypatch):
     assert score[1] > score[0]
     with pytest.raises(ValueError, match="No such layer"):
         utils.find_layer_idx(model, "block9_conv1")
-    with pytest.raises(AtlasError, match="not a Conv2D layer"):
+    with pytest.raises(AtlasError, match="not a conv layer"):
         visualize_activation(model, utils.find_layer_idx(model, "fc1"), filter_indices=0, max_iter=1)

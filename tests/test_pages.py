@@ -16,11 +16,13 @@ import markdown
 import numpy as np
 import pytest
 from filter_atlas.errors import AtlasError
-from filter_atlas.mkdocs_hooks import expand
+from filter_atlas.mkdocs_plugin import expand
 from filter_atlas.pages import markdown_text, render_pages, shell, write_pages
+from filter_atlas.pages.derived import contrast, derived_files, stretched, webp
 from filter_atlas.progression import MAX_MEASURED, Panel, Series, chart_svg, image_stats, layer_stats
 from filter_atlas.site import build_site
-from filter_atlas.store import png_bytes, read_manifest
+from filter_atlas.store import png_bytes, read_manifest, slug
+from PIL import Image
 
 from .conftest import REPO, VGG16_LAYERS, grating, write_atlas
 
@@ -29,6 +31,7 @@ EVIL_LAYER = "<script>alert(1)</script>"
 EVIL_MODEL = "<img src=x onerror=alert(2)>"
 TRAVERSAL = "../../x"
 MARKDOWNY = "a|b*c_[d](e)#f `g` {h} \\i"
+PROJECT_URL = "https://user.github.io/filter-atlas/"  # a GitHub Pages project site: served under a path
 
 
 class Html(HTMLParser):
@@ -58,22 +61,25 @@ def build(docs: Path, site: Path) -> dict[str, Html]:
     return {p.relative_to(site).as_posix(): Html(p.read_text("utf-8")) for p in sorted(site.rglob("*.html"))}
 
 
-def check_site(site: Path, pages: dict[str, Html]) -> None:
-    """No asset from another host; every local link and anchor resolves; every image has alt text;
-    gallery images are lazy thumbnails that open the full-size image."""
+def check_site(site: Path, pages: dict[str, Html], base: str = "/") -> None:
+    """No asset from another host; every local link, anchor and high-density or WebP source
+    resolves (``base``: the path the site is served under); every image has alt text; gallery
+    images are lazy thumbnails that open the full-size image; the lightbox's script loads, deferred,
+    only where there is something to zoom."""
     for name, page in pages.items():
         for tag, attrs in page.tags:
             url = attrs.get("src") if tag in ("script", "img", "iframe", "source") else \
-                attrs.get("href") if tag == "link" else None
+                attrs.get("href") if tag == "link" and attrs.get("rel") != "canonical" else None
             assert not url or not re.match(r"(https?:)?//", url), f"{name}: external asset {url}"
             if tag == "img":
                 assert attrs.get("alt", "").strip(), f"{name}: image without alt text: {attrs}"
-            if tag in ("a", "img", "link", "script") and (url := attrs.get("href") or attrs.get("src")):
-                if re.match(r"[a-z]+:|//", url):
+            sources = [u.split()[0] for u in attrs.get("srcset", "").split(", ") if u]
+            for url in filter(None, [attrs.get("href") or attrs.get("src"), *sources]):
+                if tag not in ("a", "img", "link", "script", "source") or re.match(r"[a-z]+:|//", url):
                     continue
                 path, _, anchor = url.partition("#")
-                target = site / path[1:] if path.startswith("/") else (site / name).parent / path if path \
-                    else site / name
+                target = site / path.removeprefix(base) if path.startswith("/") else \
+                    (site / name).parent / path if path else site / name
                 assert target.resolve().is_file(), f"{name}: broken link {url}"
                 if anchor and target.suffix == ".html":
                     key = target.resolve().relative_to(site.resolve()).as_posix()
@@ -88,6 +94,8 @@ def check_site(site: Path, pages: dict[str, Html]) -> None:
             assert all(i.get("loading") == "lazy" for i in images)
         zooms = [a["href"] for tag, a in page.tags if tag == "a" and a.get("class") == "glightbox"]
         assert len(zooms) == len(images) and not any("/thumbs/" in z for z in zooms)
+        lightbox = [a for tag, a in page.tags if tag == "script" and "glightbox" in a.get("src", "")]
+        assert len(lightbox) == (1 if zooms else 0) and all("defer" in a for a in lightbox), name
 
 
 @pytest.fixture
@@ -105,18 +113,107 @@ def test_committed_pages_are_fresh_and_build_strictly(tmp_path):
     assert not stale, f"run 'filter-atlas pages': {stale} differ from the committed manifest"
     committed = {p.relative_to(REPO / "docs").as_posix() for p in (REPO / "docs/blocks").glob("*.md")}
     assert committed == {rel for rel in pages if rel.startswith("blocks/")}
-    site = build_site(MKDOCS, site_dir=tmp_path / "site")  # the repository's docs, as a clone has them
+    # The repository's docs, as a clone has them, built for a GitHub Pages project site.
+    site = build_site(MKDOCS, site_dir=tmp_path / "site", site_url=PROJECT_URL)
     built = {p.relative_to(site).as_posix(): Html(p.read_text("utf-8")) for p in site.rglob("*.html")}
-    check_site(site, built)
-    live = [e for e in read_manifest(atlas).filters if not e.dead]
+    check_site(site, built, "/filter-atlas/")
+    styles = [a["href"] for tag, a in built["404.html"].tags if a.get("rel") == "stylesheet"]
+    assert styles and all(href.startswith("/filter-atlas/assets/") for href in styles)
+    manifest = read_manifest(atlas)
+    live = [e for e in manifest.filters if not e.dead]
     images = {a["src"].rsplit("/atlas/", 1)[-1] for name, page in built.items() if name.startswith("blocks/")
               for tag, a in page.tags if tag == "img"}
-    shown = {e.thumbnail for e in live}
-    for v in (e.views for e in read_manifest(atlas).filters if e.views):  # the unit panels
+    shown = {e.thumbnail for e in live} | {stretched(e.thumbnail) for e in live if e.recipe == "keras-vis"}
+    for v in (e.views for e in manifest.filters if e.views):  # the unit panels
         shown |= {r.thumbnail for r in (v.negative, v.neuron) if r}
         shown |= set(v.diversity.thumbnails if v.diversity else ())
         shown |= {p.image for p in (*v.examples.top, *v.examples.bottom)} if v.examples else set()
     assert images == shown
+
+    # Gallery tiles: 1x and 2x, as WebP where that is smaller than the PNG, which the lightbox opens.
+    sources = {a["srcset"] for name, page in built.items() if name.startswith("blocks/")
+               for tag, a in page.tags if tag == "source"}
+    assert all(f"../atlas/{webp(e.thumbnail)}, ../atlas/{webp(e.image)} 2x" in sources for e in live)
+    pngs = [rel for e in live for rel in (e.image, e.thumbnail)]
+    assert sum((site / "atlas" / webp(r)).stat().st_size for r in pngs) < \
+        0.6 * sum((atlas / r).stat().st_size for r in pngs)
+
+    # The lightbox only where a page zooms, and never in the way of the first paint.
+    gallery = (site / "blocks/block1.html").read_text("utf-8")
+    assert "glightbox" not in (site / "filters.html").read_text("utf-8")
+    assert re.search(r'<link href="[^"]*glightbox\.min\.css" rel="stylesheet" media="print" '
+                     r"onload=\"this\.media='all'\">", gallery)
+    assert re.search(r'<script src="[^"]*glightbox\.min\.js" defer></script>', gallery)
+    assert '<script id="init-glightbox" type="module">' in gallery
+
+
+def test_committed_pages_say_what_the_manifest_measures():
+    atlas = REPO / "docs/atlas"
+    if not (atlas / "manifest.json").is_file():
+        pytest.skip("no committed atlas")
+    pages = render_pages(atlas, REPO / "docs")
+    manifest = read_manifest(atlas)
+    assert not [rel for rel, text in pages.items() if "(s)" in text]  # counted nouns are spelled out
+    assert "ImageNet \\(local copy: vgg16\\_imagenet\\_notop\\.h5\\)" in pages["index.md"]
+    assert "file:" not in pages["index.md"] + pages["reproduce.md"]
+    model = manifest.models["vgg16"]
+    assert model.weights_file_sha256 and model.weights_file_sha256 != model.weights_sha256
+    for digest in (model.weights_sha256, model.weights_file_sha256):
+        assert f"<code>{digest}</code>" in pages["reproduce.md"]
+    assert "byte-identical PNGs" in pages["reproduce.md"] and "same machine" in pages["reproduce.md"]
+    # Every address given as an example exists: the home page's and the README's.
+    anchors = {f"blocks/{e.layer.split('_')[0]}.html#{e.layer}-{e.index}" for e in manifest.filters}
+    text = pages["index.md"] + (REPO / "README.md").read_text()
+    examples = re.findall(r"blocks/block\d\.html#[\w-]+", text)
+    assert examples and set(examples) <= anchors, set(examples) - anchors
+    # A block's intro gives the receptive field of the layer shown, not the block's range.
+    block3 = pages["blocks/block3.md"]
+    field = manifest.models["vgg16"].layers[[r.name for r in manifest.models["vgg16"].layers].index(
+        "block3_conv2")].receptive_field
+    assert f"a receptive field of {field} pixels" in block3 and "24 to 40" not in block3
+    # keras-vis images: the standardization said, with the measured spread, and a stretched copy.
+    assert "standard deviation of 0.1 around grey" in pages["blocks/block2.md"]
+    assert re.search(r"standard deviation\s+0\.\d+ on a 0\W1 scale", pages["blocks/block2.md"])
+    assert "0016-keras-vis-stretched.webp" in pages["blocks/block2.md"]
+    # Render commands are on the reproduce page, not in the story.
+    assert "```bash" not in pages["progression.md"] + pages["activation-maximization.md"]
+
+
+def test_search_finds_stems_and_each_tile(docs, tmp_path):
+    write_atlas(docs / "atlas", {"block5_conv1": [0, 7], "block1_conv1": [3]})
+    build(docs, tmp_path / "site")
+    index = json.loads((tmp_path / "site/search/search_index.json").read_text())
+    assert "stemmer" not in index["config"]["pipeline"]  # queries are wildcards: never stemmed
+    tiles = {d["location"]: d for d in index["docs"] if re.search(r"#block\d_conv1-\d+$", d["location"])}
+    assert set(tiles) == {"blocks/block5.html#block5_conv1-0", "blocks/block5.html#block5_conv1-7",
+                          "blocks/block1.html#block1_conv1-3"}
+    seven = tiles["blocks/block5.html#block5_conv1-7"]
+    assert seven["title"] == "block5_conv1 · filter 7" and "blobs like eyes and faces" in seven["text"]
+
+
+def test_derived_images_are_webp_and_stretched_keras_vis(tmp_path):
+    ramp = np.linspace(-1, 1, 224)[None, :, None] * np.ones((224, 1, 3))
+    faint = np.round(127.5 + 44 * ramp).astype("uint8")  # grey, standard deviation 0.1 of the range
+    (tmp_path / "kv.png").write_bytes(png_bytes(faint))
+    (tmp_path / "kv-t.png").write_bytes(png_bytes(faint[::2, ::2]))
+    (tmp_path / "small.png").write_bytes(png_bytes(faint[:64, :64]))
+    c = contrast(tmp_path / "kv.png")
+    assert c.std == pytest.approx(0.1, abs=0.005) and c.gains[0] > 2.5
+
+    def entry(image: str, thumbnail: str, size: int, recipe: str) -> object:
+        return type("Entry", (), {"image": image, "thumbnail": thumbnail, "size": size, "recipe": recipe})
+
+    manifest = type("Manifest", (), {"filters": [entry("kv.png", "kv-t.png", 224, "keras-vis"),
+                                                 entry("small.png", "kv-t.png", 64, "lucid")]})
+    files = dict(derived_files(manifest, tmp_path))
+    # The 64 px image is no high-density source of its 112 px thumbnail: no WebP of it.
+    assert sorted(files) == ["kv-stretched.webp", "kv-t-stretched.webp", "kv-t.webp", "kv.webp"]
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        assert Image.open(tmp_path / name).format == "WEBP"
+    for name in ("kv-stretched.webp", "kv-t-stretched.webp"):
+        out = np.asarray(Image.open(tmp_path / name), dtype=float)
+        assert np.percentile(out, 1) < 20 and np.percentile(out, 99) > 235  # the full range, not 0.1 of it
 
 
 def test_full_vgg16_atlas_builds_strictly_within_a_minute(docs, tmp_path):
@@ -147,8 +244,7 @@ def test_user_names_are_escaped_and_files_stay_inside_docs(docs, tmp_path):
     written = {p for p in tmp_path.rglob("*")} - before
     assert written and all(p.resolve().is_relative_to(tmp_path.resolve()) for p in written)
     assert {p.relative_to(docs).as_posix() for p in written if p.is_relative_to(docs)
-            and p.suffix == ".md" and "blocks" in p.parts} == {
-        "blocks/script_alert_1_script.md", "blocks/x.md", "blocks/a_b_c__d_e_f_g_h_i.md"}
+            and p.suffix == ".md" and "blocks" in p.parts} == {f"blocks/{slug(n)}.md" for n in layers}
     assert all(p.is_relative_to(docs) or p.is_relative_to(tmp_path / "site") for p in written)
 
     check_site(tmp_path / "site", pages)
@@ -159,11 +255,11 @@ def test_user_names_are_escaped_and_files_stay_inside_docs(docs, tmp_path):
         for _, attrs in page.tags:  # GLightbox inserts titles as HTML: they must stay text after that
             if "data-title" in attrs:
                 assert "<" not in attrs["data-title"], attrs["data-title"]
-    gallery = pages["blocks/script_alert_1_script.html"]
+    gallery = pages[f"blocks/{slug(EVIL_LAYER)}.html"]
     headings = "".join(gallery.text)
     assert EVIL_LAYER in headings and EVIL_MODEL in headings
     for name in (TRAVERSAL, MARKDOWNY):
-        text = "".join(pages[f"blocks/{'x' if name == TRAVERSAL else 'a_b_c__d_e_f_g_h_i'}.html"].text)
+        text = "".join(pages[f"blocks/{slug(name)}.html"].text)
         assert name in text
     reproduce = "".join(pages["reproduce.html"].text)
     assert shell(EVIL_LAYER) in reproduce and shell(MARKDOWNY) in reproduce
@@ -208,11 +304,13 @@ def test_untrained_row_recipe_comparison_and_dead_filters(docs):
     write_atlas(docs / "atlas", layers, dead=dead)
     pages = render_pages(docs / "atlas", docs)
     assert ("filter-atlas render --model vgg16 --weights random --recipe lucid \\\n"
-            "        --layers block1_conv1 --filters 1,5 --size 32 --seed 0 --steps 8 --views channel") in \
-        pages["progression.md"]
-    assert ("filter-atlas render --model vgg16 --weights imagenet --recipe keras-vis \\\n"
-            "        --layers block4_conv1 --filters 300 --size 32 --seed 0 --views channel\n") in \
-        pages["activation-maximization.md"]
+            "    --layers block1_conv1 --filters 1,5 --size 32 --seed 0 --steps 8 --views channel") in \
+        pages["reproduce.md"]
+    assert ("--recipe keras-vis \\\n"
+            "    --layers block4_conv1 --filters 300 --size 32 --seed 0 --views channel\n") in \
+        pages["reproduce.md"]
+    for story in ("progression.md", "activation-maximization.md"):
+        assert "filter-atlas render" not in pages[story] and "reproduce.md#not-rendered-yet" in pages[story]
     tile = re.search(r'<figure class="fa-tile fa-dead" id="block4_conv1-300">.*?</figure>',
                      pages["blocks/block4.md"])
     assert tile and "<img" not in tile.group() and '<span class="fa-label">dead</span>' in tile.group()
@@ -221,7 +319,8 @@ def test_untrained_row_recipe_comparison_and_dead_filters(docs):
         ("vgg16", "lucid"), ("vgg16", "keras-vis"), ("vgg16-untrained", "lucid")))
     pages = render_pages(docs / "atlas", docs)
     progression, comparison = pages["progression.md"], pages["activation-maximization.md"]
-    assert "--weights random" not in progression and "--recipe keras-vis" not in comparison
+    assert "## Not rendered yet" not in pages["reproduce.md"]
+    assert "not-rendered-yet" not in progression + comparison
     # Block 1's best filter (activation / natural photo) and its twin; block 4's is dead: no row.
     assert re.findall(r'href="blocks/(block\d\.html#[\w-]+)"', progression) == [
         "block1.html#block1_conv1-1", "block1.html#block1_conv1-1-vgg16-untrained-lucid"]
@@ -286,11 +385,19 @@ def test_image_statistics_measure_frequency_and_colour(tmp_path):
     assert layer_stats([], []) == type(stats)(0, None, None, None)
 
 
-def test_progression_chart_is_an_inline_svg_of_the_measurements(docs):
-    svg = chart_svg([EVIL_LAYER, "b"], [Panel("P", [Series("trained", "fa-trained", [1.0, 3.0]),
-                                                   Series("untrained", "fa-untrained", [None, 2.0])])])
-    assert svg.startswith("<svg") and "&lt;script&gt;" in svg and "<script" not in svg
-    assert svg.count("<polyline") == 1 and svg.count("<circle") == 3 and "http" not in svg
+def test_progression_chart_is_inline_svgs_of_the_measurements(docs):
+    linear = Panel("P", [Series("trained", "fa-trained", [1.0, 3.0]),
+                         Series("untrained", "fa-untrained", [None, 2.0])])
+    log = Panel("L", [Series("t", "fa-trained", [3.0, 300.0])], log=True)
+    chart = chart_svg([EVIL_LAYER, "b"], [linear, log])
+    assert chart.startswith('<div class="fa-chart">') and chart.count('<svg viewBox="0 0 320 250"') == 2
+    assert "&lt;script&gt;" in chart and "<script" not in chart and "http" not in chart
+    assert chart.count("<polyline") == 2 and chart.count("<circle") == 5
+    second = chart.split("<svg")[2]
+    ticks = [float(t) for t in re.findall(r'class="fa-tick"[^>]*>([\d.]+)<', second)]
+    assert ticks == [1, 10, 100, 1000] and "(log scale)" in second  # decades, evenly spaced
+    ys = [float(y) for y in re.findall(r'cy="([\d.]+)"', second)]
+    assert ys[0] - ys[1] == pytest.approx(2 / 3 * (250 - 30 - 84), abs=0.2)  # 3 to 300: two of three decades
 
     write_atlas(docs / "atlas", {"block1_conv1": [0, 1], "block3_conv1": [2, 3], "block5_conv1": [4]},
                 variants=(("vgg16", "lucid"), ("vgg16-untrained", "lucid")))
@@ -301,6 +408,7 @@ def test_progression_chart_is_an_inline_svg_of_the_measurements(docs):
     frequencies = [float(r[3]) for r in rows]  # the gratings get coarser with depth
     assert frequencies == sorted(frequencies, reverse=True) and frequencies[0] > 2 * frequencies[-1]
     assert page.count('<polyline class="fa-untrained"') == 3  # one per measured panel
+    assert page.count("(log scale)") == 4  # receptive field and activation ratio, title and label
 
 
 def test_nav_hook_lists_gallery_pages_in_natural_order(tmp_path):

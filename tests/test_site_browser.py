@@ -1,11 +1,14 @@
 """The built site in a real browser: headless Chromium (Debian's) driven by Playwright, the site
 served on localhost. Every gallery image loads, a click zooms to the full-size image, search finds
-a layer, names stay text, and nothing is requested from another host. Screenshots are kept in
+a layer and a word, names stay text, nothing is requested from another host, every page passes
+axe-core with no violation (desktop, phone, dark), nothing overflows a phone's width, and the 404
+page works at any depth under a project sub-path. Screenshots are kept in
 $FILTER_ATLAS_SCREENSHOTS (default build/screenshots) for inspection."""
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import threading
@@ -16,7 +19,9 @@ from urllib.parse import urlparse
 
 import pytest
 from filter_atlas.pages import write_pages
+from filter_atlas.pages.derived import STRETCHED, stretched, webp
 from filter_atlas.site import build_site
+from filter_atlas.store import slug
 
 from .conftest import REPO, write_atlas
 
@@ -29,6 +34,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(os.environ.get("FILTER_ATLAS_SCREENSHOTS", REPO / "build/screenshots"))
 EVIL = "<img src=x onerror=alert(1)>"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -51,22 +58,22 @@ def serve(site: Path) -> tuple[ThreadingHTTPServer, str]:
 
 
 @pytest.fixture(scope="module")
-def committed(tmp_path_factory) -> Iterator[tuple[str, dict]]:
+def committed(tmp_path_factory) -> Iterator[tuple[str, dict, Path]]:
     """The repository's docs (committed pages and atlas) built and served: what a clone shows."""
     manifest = REPO / "docs/atlas/manifest.json"
     if not (REPO / "docs/index.md").is_file() or not manifest.is_file():
         pytest.skip("no committed atlas pages (run filter-atlas pages)")
     site = build_site(REPO / "mkdocs.yml", site_dir=tmp_path_factory.mktemp("site"))
     server, url = serve(site)
-    yield url, json.loads(manifest.read_text())
+    yield url, json.loads(manifest.read_text()), site
     server.shutdown()
 
 
 class Visit:
     """A page with its console errors, failed requests, requests to other hosts and dialogs."""
 
-    def __init__(self, browser, scheme: str = "light"):
-        self.page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+    def __init__(self, browser, scheme: str = "light", viewport: dict | None = None):
+        self.page = browser.new_page(viewport=viewport or DESKTOP, color_scheme=scheme)
         self.errors: list[str] = []
         self.foreign: list[str] = []
         self.dialogs: list[str] = []
@@ -102,14 +109,19 @@ def load_all_images(page) -> list[dict]:
 
 
 def test_every_gallery_image_loads_and_zooms_to_full_size(browser, committed):
-    url, manifest = committed
+    url, manifest, _ = committed
     visit = Visit(browser)
     visit.go(url)
     visit.shot("home.png")
     galleries = visit.page.eval_on_selector_all(
         ".md-nav__link[href*='blocks/']", "els => [...new Set(els.map(e => e.href))]")
-    live = {e["thumbnail"] for e in manifest["filters"] if not e["dead"]}
-    for views in (e.get("views", {}) for e in manifest["filters"]):  # the unit panels' images
+    tiles = [e for e in manifest["filters"] if not e["dead"]]
+    # A tile is a <picture>: at 1x the browser takes the WebP of its PNG thumbnail (not the PNG, not
+    # the full-size source), and a keras-vis tile shows its contrast-stretched copy beside it.
+    live = {webp(e["thumbnail"]) for e in tiles} | {stretched(e["thumbnail"]) for e in tiles
+                                                    if e["recipe"] == STRETCHED}
+    assert all(p.endswith(".webp") for p in live)
+    for views in (e.get("views", {}) for e in manifest["filters"]):  # the unit panels' images, as they are
         live |= {v["thumbnail"] for k, v in views.items() if k in ("negative", "neuron")}
         live |= set(views.get("diversity", {}).get("thumbnails", ()))
         live |= {p["image"] for side in ("top", "bottom") for p in views.get("examples", {}).get(side, ())}
@@ -140,7 +152,7 @@ def test_every_gallery_image_loads_and_zooms_to_full_size(browser, committed):
 
 
 def test_a_unit_panel_zooms_each_view_to_its_full_size(browser, committed):
-    url, manifest = committed
+    url, manifest, _ = committed
     with_views = [e for e in manifest["filters"] if "diversity" in e.get("views", {})]
     if not with_views:
         pytest.skip("the committed atlas has no diversity views yet")
@@ -163,32 +175,54 @@ def test_a_unit_panel_zooms_each_view_to_its_full_size(browser, committed):
 
 
 def test_search_finds_a_layer_by_name(browser, committed):
-    url, manifest = committed
+    url, manifest, _ = committed
     layer = manifest["filters"][-1]["layer"]
     visit = Visit(browser)
     visit.go(url)
     search = visit.page.locator("input.md-search__input")
     search.click()
     search.press_sequentially(layer, delay=20)
+    # The first hit under the page is the layer's section or one of its tiles (one entry per tile,
+    # titled "block5_conv2 · filter 119 (vgg16, keras-vis)"), anchored on the layer's gallery page.
     result = visit.page.locator(f".md-search-result__link[href*='#{layer}']").first
     result.wait_for(state="visible", timeout=15_000)
-    assert "blocks/" in result.get_attribute("href") and result.locator("h2").inner_text() == layer
+    href, title = result.get_attribute("href"), result.locator("h2").inner_text()
+    assert "blocks/" in href and (title == layer or title.startswith(f"{layer} · filter ")), (href, title)
     visit.shot("search.png")
     result.click()
     visit.page.wait_for_load_state("networkidle")
+    anchor = urlparse(visit.page.url).fragment
     assert "blocks/" in visit.page.url and visit.page.locator(f"h2:has-text('{layer}')").count() == 1
+    assert anchor.startswith(layer) and visit.page.locator(f"[id='{anchor}']").count() == 1
+    visit.check()
+
+
+def test_search_finds_block5_by_its_words(browser, committed):
+    """The theme turns every query term into a prefix ("eyes*"): plural and singular words of Block
+    5's description find it."""
+    url, _, _ = committed
+    visit = Visit(browser)
+    visit.go(url)
+    search = visit.page.locator("input.md-search__input")
+    search.click()
+    for word in ("eyes", "faces", "snakes", "eye"):
+        search.fill("")
+        search.press_sequentially(word, delay=20)
+        hit = visit.page.locator(".md-search-result__link[href*='blocks/block5.html']").first
+        hit.wait_for(state="visible", timeout=15_000)
+        visit.shot(f"search-{word}.png")
     visit.check()
 
 
 def test_dark_mode_toggle_and_offline_assets(browser, committed):
-    url, _ = committed
+    url, _, _ = committed
     visit = Visit(browser)
     visit.go(url + "progression.html")
     scheme = "document.body.getAttribute('data-md-color-scheme')"
     assert visit.page.evaluate(scheme) == "default"
     visit.page.locator("label[title='Switch to dark mode']").first.click()
     assert visit.page.evaluate(scheme) == "slate"
-    assert visit.page.locator("svg.fa-chart polyline").count() >= 1
+    assert visit.page.locator(".fa-chart svg polyline").count() >= 1
     visit.shot("progression-dark.png", full_page=True)
     visit.check()
 
@@ -201,20 +235,146 @@ def test_names_from_user_models_render_as_text(browser, tmp_path):
     server, url = serve(site)
     try:
         visit = Visit(browser)
-        visit.go(url + "blocks/img_src_x_onerror_alert_1.html")
+        visit.go(f"{url}blocks/{slug(EVIL)}.html")  # the name with a hash: not a safe path component
         assert visit.page.locator("h2").first.inner_text().startswith(EVIL)
         load_all_images(visit.page)
         visit.page.locator(".fa-tile a.glightbox").first.click()
         title = visit.page.locator(".gslide-title").first
         title.wait_for(state="visible")
         assert EVIL in title.inner_text() and title.locator("img").count() == 0
-        visit.go(url + "blocks/x.html")
+        visit.go(f"{url}blocks/{slug('../../x')}.html")
         assert visit.page.locator("h2").first.inner_text().startswith("../../x")
         search = visit.page.locator("input.md-search__input")
         search.click()
         search.press_sequentially("onerror", delay=20)  # search results are inserted as HTML too
         visit.page.locator(".md-search-result__item").first.wait_for(state="visible", timeout=15_000)
         assert EVIL in visit.page.locator(".md-search-result").inner_text()
+        visit.check()
+    finally:
+        server.shutdown()
+
+
+# Accessibility: axe-core (bundled by axe-playwright-python) on every page of the committed site,
+# with its default rules (WCAG 2.x A and AA and best practices), at desktop and phone widths; the
+# dark scheme on a few pages of each kind. On the phone, nothing may be wider than the screen.
+DARK_PAGES = ("index.html", "blocks/block5.html", "progression.html", "reproduce.html", "404.html")
+
+
+def site_pages(site: Path) -> list[str]:
+    return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
+
+
+def axe_violations(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page).response
+    return [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:5]}"
+            for v in results["violations"]]
+
+
+@pytest.mark.parametrize(("viewport", "scheme", "only"), [
+    (DESKTOP, "light", None), (PHONE, "light", None),
+    (DESKTOP, "dark", DARK_PAGES), (PHONE, "dark", DARK_PAGES),
+], ids=["desktop", "phone", "desktop-dark", "phone-dark"])
+def test_every_page_passes_axe(browser, committed, viewport, scheme, only):
+    pytest.importorskip("axe_playwright_python", reason="pip install axe-playwright-python (the test extra)")
+    url, _, site = committed
+    pages = [p for p in site_pages(site) if only is None or p in only]
+    assert "index.html" in pages and "blocks/block5.html" in pages and len(pages) >= (len(only or ()) or 10)
+    visit = Visit(browser, scheme, viewport)
+    found, wide = {}, {}
+    for name in pages:
+        visit.go(url + name)
+        expected = "slate" if scheme == "dark" else "default"
+        assert visit.page.evaluate("document.body.getAttribute('data-md-color-scheme')") == expected
+        if violations := axe_violations(visit.page):
+            found[name] = violations
+        width = visit.page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+        if width[0] > width[1]:
+            wide[name] = width
+    assert not found, json.dumps(found, indent=1)
+    assert not wide, f"wider than the screen (scrollWidth, innerWidth): {wide}"
+    if viewport is PHONE:
+        visit.go(url + "blocks/block5.html")
+        visit.shot(f"phone-{scheme}.png")
+    visit.check()
+
+
+def test_progression_chart_on_a_phone(browser, committed):
+    """On a 390 px screen the panels stack one per row and every label renders at 11 px or more."""
+    url, _, _ = committed
+    visit = Visit(browser, viewport=PHONE)
+    visit.go(url + "progression.html")
+    panels = visit.page.eval_on_selector_all(
+        ".fa-chart > svg", "els => els.map(e => { const r = e.getBoundingClientRect(); "
+        "return {x: r.x, y: r.y, w: r.width, h: r.height}; })")
+    assert len(panels) >= 2
+    assert len({round(p["x"]) for p in panels}) == 1  # one column
+    assert all(b["y"] >= a["y"] + a["h"] for a, b in itertools.pairwise(panels))  # no overlap
+    assert all(p["x"] >= 0 and p["x"] + p["w"] <= PHONE["width"] for p in panels)
+    # The rendered size of each label: its font size times the SVG's scale on the screen (the
+    # transform's length, so that a rotated layer name counts as much as a horizontal tick).
+    sizes = visit.page.eval_on_selector_all(
+        ".fa-chart > svg text", "els => els.map(e => { const m = e.getScreenCTM(); return [e.textContent, "
+        "parseFloat(getComputedStyle(e).fontSize) * Math.hypot(m.a, m.b)]; })")
+    assert len(sizes) >= 10 and any(t.startswith("block") for t, _ in sizes)
+    small = [(t, round(px, 2)) for t, px in sizes if px < 11]
+    assert not small, small
+    assert visit.page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    visit.shot("progression-phone.png", full_page=True)
+    visit.check()
+
+
+class _GitHubPages(_Quiet):
+    """Like GitHub Pages: a missing path gets the site's 404.html, with status 404."""
+
+    site: Path
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        page = self.site / "404.html"
+        if code != 404 or not page.is_file():
+            return super().send_error(code, message, explain)
+        body = page.read_bytes()
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        return None
+
+
+def test_404_page_under_a_project_path(browser, tmp_path):
+    """Published at https://user.github.io/filter-atlas/, a missing page deep under it gets the
+    site's 404.html, whose styles and scripts still load (from the site's URL, not relative)."""
+    if not (REPO / "docs/index.md").is_file():
+        pytest.skip("no committed atlas pages (run filter-atlas pages)")
+    handler = type("Pages", (_GitHubPages,), {"site": tmp_path / "filter-atlas"})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/filter-atlas/"
+        build_site(REPO / "mkdocs.yml", site_dir=tmp_path / "filter-atlas", site_url=url)
+        visit = Visit(browser)
+        loaded: list[tuple[str, int]] = []
+        visit.page.on("response", lambda r: r.request.resource_type in ("stylesheet", "script")
+                      and loaded.append((r.url, r.status)))
+        response = visit.page.goto(url + "blocks/nope/deeper.html")
+        visit.page.wait_for_load_state("networkidle")
+        assert response.status == 404 and "404" in visit.page.locator(".md-content h1").inner_text()
+        assert loaded and all(status == 200 and u.startswith(url) for u, status in loaded), loaded
+        assert {"stylesheet", "script"} <= {t for t in visit.page.evaluate(
+            "performance.getEntriesByType('resource').map(e => e.initiatorType === 'link' ? 'stylesheet' "
+            ": e.initiatorType)")}
+        # The theme's stylesheet applies: the header takes the indigo primary colour, not transparent.
+        header = visit.page.evaluate("getComputedStyle(document.querySelector('.md-header')).backgroundColor")
+        assert header == "rgb(64, 81, 181)", header
+        logo = visit.page.locator(".md-header__button.md-logo").first
+        assert logo.evaluate("a => a.href") in (url, url + "index.html")
+        visit.shot("404-deep.png")
+        own = "Failed to load resource: the server responded with a status of 404 (Not Found)"
+        if own in visit.errors:  # the page's own status, logged once; any other 404 stays an error
+            visit.errors.remove(own)
         visit.check()
     finally:
         server.shutdown()

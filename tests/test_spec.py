@@ -45,7 +45,7 @@ size = 64
 recipe = "keras-vis"
 """))
     spec = build_spec(config, {"size": 32, "filters": None})
-    assert spec.layers == ("block1_conv1",) and spec.size == 32 and spec.recipe == "keras-vis"
+    assert spec.layers == ("block1_conv1",) and spec.size == (32, 32) and spec.recipe == "keras-vis"
     assert spec.selection == Selection(sample=3)
     assert build_spec(config, {"filters": "1,2"}).selection.indices == (1, 2)
     assert build_spec(config, {"layers": "a,b"}).layers == ("a", "b")
@@ -64,13 +64,13 @@ def test_repository_config_is_the_classic_atlas():
     config = read_config(Path(__file__).resolve().parents[1] / "pyproject.toml")
     spec = build_spec(config, {})
     assert spec.layers == ("block1_conv1", "block2_conv1", "block3_conv2", "block4_conv1", "block5_conv2")
-    assert spec.selection == Selection(sample=6) and spec.size == 224 and spec.model == "vgg16"
+    assert spec.selection == Selection(sample=6) and spec.size == (224, 224) and spec.model == "vgg16"
 
 
 @pytest.mark.parametrize(("text", "message"), [
     ("[tool.filter-atlas\nsize = 3", "not valid TOML"),
     ("[tool.filter-atlas]\nsizes = 3", "unknown key 'sizes'"),
-    ("[tool.filter-atlas]\nsize = '224'", "size must be int"),
+    ("[tool.filter-atlas]\nsize = 'big'", "size must be a side such as 224"),
     ("[tool.filter-atlas]\nlayers = [1, 2]", "layers must be a list of names"),
     ("[tool]\nfilter-atlas = 3", "must be a table"),
 ])

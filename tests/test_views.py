@@ -43,7 +43,7 @@ def test_neuron_view_without_transforms_changes_only_its_receptive_field(vgg16):
     r = render(vgg16, views.objective("neuron", layer, 9), recipe=plain, size=size, start=start)
     changed = np.abs(r.images[0].astype(int) - np.round(start[0]).astype(int)).sum(axis=-1) > 0
     geometry = receptive_geometry(vgg16.model, size)[layer]
-    x0, y0, x1, y1 = views.centre_box(size, size, geometry.field, geometry.jump, geometry.start)
+    x0, y0, x1, y1 = views.centre_box((size, size), (size, size), geometry)
     assert (x1 - x0, y1 - y0) == (3, 3)
     inside = np.zeros_like(changed)
     inside[y0:y1, x0:x1] = True
@@ -129,7 +129,7 @@ def test_atlas_adds_missing_views_without_rerendering_fresh_ones(cli, weights_pa
     assert page.count('loading="lazy"') == 2 * (1 + 1 + 4 + 1 + 18)
     assert "from p0.png" in page or "from p1.png" in page or "from p2.png" in page
     naturals = (docs / "naturals.md").read_text()
-    assert "**photos**, 3 image(s) (1 unreadable" in naturals and "p2\\.png" in naturals
+    assert "**photos**, 3 images (1 unreadable file skipped)" in naturals and "p2\\.png" in naturals
     assert str(tmp_path) not in naturals.replace("\\", "")  # no local path on a published page
     assert "## The neuron view" in (docs / "progression.md").read_text()
 

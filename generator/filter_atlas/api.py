@@ -16,7 +16,7 @@ from .engine.objectives import Objective, batch_arrays, channel
 from .engine.optimize import Renderer, image_rng
 from .engine.recipes import Recipe, choose_xla, get_recipe
 from .errors import AtlasError
-from .models import LoadedModel
+from .models import LoadedModel, Size, as_size, size_text
 
 MAX_STEPS_ENV = "FILTER_ATLAS_MAX_STEPS"
 
@@ -26,7 +26,7 @@ class RenderResult:
     """What ``render`` returns, one row per image, in order (objective by objective, n each).
 
     Attributes:
-        images: (N, size, size, 3) uint8, exactly what would be saved.
+        images: (N, height, width, channels) uint8, exactly what would be saved.
         activations: (N,) each image's own objective, measured on ``images`` (true ReLU, no warp).
         start_activations: (N,) the same objective on each image's (finished) starting point.
         objectives: The objective of each image.
@@ -58,7 +58,7 @@ def capped(recipe: Recipe) -> Recipe:
 
 
 def render(model: LoadedModel, objectives: Objective | Sequence[Objective], n: int = 1,
-           recipe: str | Recipe = "lucid", size: int = 224, steps: int | None = None, seed: int = 0,
+           recipe: str | Recipe = "lucid", size: int | Size = 224, steps: int | None = None, seed: int = 0,
            *, on_step: Callable[[int], None] | None = None, start: np.ndarray | None = None) -> RenderResult:
     """Optimize images for objectives.
 
@@ -73,11 +73,11 @@ def render(model: LoadedModel, objectives: Objective | Sequence[Objective], n: i
         objectives: One objective or a list (see ``filter_atlas.objectives``).
         n: Images per objective.
         recipe: ``lucid``, ``keras-vis`` or a ``Recipe``.
-        size: Image side in pixels.
+        size: Image side in pixels, or (height, width).
         steps: Overrides the recipe's steps; ``$FILTER_ATLAS_MAX_STEPS`` caps either.
         seed: Seed of the starts and transforms.
         on_step: Called with the steps done of the batch in progress (every 64 steps).
-        start: Starting images (N, size, size, 3) in 0-255 units instead of the seeded ones;
+        start: Starting images (N, height, width, channels) in 0-255 units instead of the seeded ones;
             pixel parameterization only.
 
     Returns:
@@ -91,7 +91,8 @@ def render(model: LoadedModel, objectives: Objective | Sequence[Objective], n: i
     if steps is not None and steps <= 0:
         raise AtlasError(f"steps must be positive, got {steps}")
     run = capped(get_recipe(recipe).with_steps(steps))
-    shape = (len(objs) * n, size, size, 3)
+    size = as_size(size)
+    shape = (len(objs) * n, *size, model.channels)
     if start is not None and (run.param.name != "pixel" or start.shape != shape):
         raise AtlasError(f"start images need the pixel parameterization and shape {shape}")
     model.check_size(size)
@@ -102,7 +103,7 @@ def render(model: LoadedModel, objectives: Objective | Sequence[Objective], n: i
     for i, (o, _, _) in enumerate(slots):
         batches.setdefault((o.layer, o.template()), []).append(i)
 
-    images = np.zeros((len(slots), size, size, 3), dtype="uint8")
+    images = np.zeros(shape, dtype="uint8")
     values, starts = np.zeros(len(slots)), np.zeros(len(slots))
     for (layer, template), members in batches.items():
         chosen = [slots[i] for i in members]
@@ -127,13 +128,14 @@ def score(model: LoadedModel, objective: Objective, images: np.ndarray) -> np.nd
     Args:
         model: From ``load_model``.
         objective: The objective.
-        images: (N, H, W, 3) uint8.
+        images: (N, H, W, channels) uint8.
 
     Returns:
         (N,) float64.
     """
-    _validate(model, objective, images.shape[1])
-    renderer = _renderer(model, objective.layer, objective.template(), get_recipe("lucid"), images.shape[1])
+    size = images.shape[1:3]
+    _validate(model, objective, size)
+    renderer = _renderer(model, objective.layer, objective.template(), get_recipe("lucid"), size)
     arrays = batch_arrays([objective] * len(images), [0] * len(images))
     return renderer.measure(images, objective.template(), arrays)
 
@@ -144,18 +146,19 @@ def channel_means(model: LoadedModel, layer: str, images: np.ndarray) -> np.ndar
     Args:
         model: From ``load_model``.
         layer: A conv layer's name.
-        images: (N, H, W, 3) uint8.
+        images: (N, H, W, channels) uint8.
 
     Returns:
         (N, filters) float64.
     """
     probe = channel(layer, 0)
-    _validate(model, probe, images.shape[1])
-    renderer = _renderer(model, layer, probe.template(), get_recipe("lucid"), images.shape[1])
+    size = images.shape[1:3]
+    _validate(model, probe, size)
+    renderer = _renderer(model, layer, probe.template(), get_recipe("lucid"), size)
     return renderer.channel_means(images)
 
 
-def compiled(model: LoadedModel, layer: str, recipe: Recipe, size: int) -> Recipe:
+def compiled(model: LoadedModel, layer: str, recipe: Recipe, size: int | Size) -> Recipe:
     """``recipe`` with its compile mode decided for ``layer`` at ``size`` (``choose_xla``): what
     renders, and what the cache key records.
 
@@ -163,17 +166,19 @@ def compiled(model: LoadedModel, layer: str, recipe: Recipe, size: int) -> Recip
         model: From ``load_model``.
         layer: The target conv layer.
         recipe: The recipe.
-        size: Image side in pixels.
+        size: Image side in pixels, or (height, width).
 
     Returns:
         The recipe with ``xla`` set.
     """
     (conv,) = model.resolve_layers((layer,), size)
-    return replace(recipe, xla=choose_xla(recipe, backend.name(), conv.cost / size**2))
+    h, w = as_size(size)
+    return replace(recipe, xla=choose_xla(recipe, backend.name(), conv.cost / (h * w)))
 
 
-def _renderer(model: LoadedModel, layer: str, template: tuple, recipe: Recipe, size: int) -> Renderer:
+def _renderer(model: LoadedModel, layer: str, template: tuple, recipe: Recipe, size: int | Size) -> Renderer:
     """The compiled renderer for this shape of work, built once per model."""
+    size = as_size(size)
     recipe = compiled(model, layer, recipe, size)
     key = (layer, template, replace(recipe, name=""), size)
     if key not in model.renderers:
@@ -182,7 +187,7 @@ def _renderer(model: LoadedModel, layer: str, template: tuple, recipe: Recipe, s
     return model.renderers[key]
 
 
-def _validate(model: LoadedModel, objective: Objective, size: int) -> None:
+def _validate(model: LoadedModel, objective: Objective, size: int | Size) -> None:
     """Every term names a conv layer of the model, a filter it has and a position inside it."""
     (layer,) = model.resolve_layers((objective.layer,), size)
     h, w = layer.output_shape[:2]
@@ -193,4 +198,4 @@ def _validate(model: LoadedModel, objective: Objective, size: int) -> None:
         for name, value, limit in (("x", term.x, w), ("y", term.y, h)):
             if value is not None and not 0 <= value < (limit or 1):
                 raise AtlasError(
-                    f"neuron {name}={value} is outside {layer.name}'s {h}x{w} output at {size} px")
+                    f"neuron {name}={value} is outside {layer.name}'s {h}x{w} output at {size_text(size)} px")

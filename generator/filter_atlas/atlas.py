@@ -19,10 +19,10 @@ from .engine import backend
 from .engine.objectives import channel, diversity
 from .engine.recipes import Recipe, get_recipe
 from .examples import CACHE_VERSION, ExamplesResult, find_examples
-from .models import ConvLayer, LoadedModel, load_model, receptive_geometry
+from .models import ConvLayer, LoadedModel, Size, load_model, receptive_geometry
 from .naturals import ImageSet, bundled_set, folder_set
 from .shards import Shard, partition, plan_digest
-from .spec import AtlasSpec
+from .spec import AtlasSpec, as_size
 from .store import LISTED, Store, digest
 
 ENGINE_VERSION = 3  # bump when a code change alters rendered pixels
@@ -40,6 +40,13 @@ def open_model(spec: AtlasSpec) -> LoadedModel:
     return load_model(spec.model, spec.weights, spec.seed, spec.preprocess)
 
 
+def pick(spec: AtlasSpec, layer: ConvLayer) -> list[int]:
+    """The filters of ``layer`` the spec selects; what may surprise is said in one line each."""
+    for note in spec.selection.notes(layer.name, layer.filters):
+        print(f"filter-atlas: {note}", file=sys.stderr)
+    return spec.selection.pick(layer.name, layer.filters, spec.seed)
+
+
 def weights_label(loaded: LoadedModel) -> str:
     """How the manifest names the weights: 'imagenet', 'random' or 'file:<name>'."""
     if loaded.weights in ("imagenet", "random"):
@@ -47,15 +54,33 @@ def weights_label(loaded: LoadedModel) -> str:
     return f"file:{Path(loaded.weights).name}"
 
 
-def model_record(loaded: LoadedModel, size: int) -> dict:
+def weights_file_sha256(loaded: LoadedModel) -> str | None:
+    """sha256 of the file the weights were read from; None for 'imagenet' and 'random'."""
+    if loaded.weights in ("imagenet", "random"):
+        return None
+    sha = hashlib.sha256()
+    with open(loaded.weights, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def size_fields(size: Size, height: str = "size", width: str = "width") -> dict:
+    """A size as manifest fields: the height, and the width only when it differs."""
+    return {height: size[0], **({width: size[1]} if size[1] != size[0] else {})}
+
+
+def model_record(loaded: LoadedModel, size: Size) -> dict:
     """What the manifest says about a model: weights, preprocessing and its conv layers."""
     return {
         "name": loaded.name,
+        "source": loaded.source,
         "weights": weights_label(loaded),
         "weights_sha256": loaded.weights_sha256,
+        "weights_file_sha256": weights_file_sha256(loaded),
         "trained": loaded.trained,
         "preprocess": loaded.preprocess,
-        "input_size": size,
+        **size_fields(size, "input_size", "input_width"),
         "layers": [
             {"name": c.name, "filters": c.filters, "output_shape": list(c.output_shape),
              "receptive_field": c.receptive_field}
@@ -74,7 +99,7 @@ def run_record() -> dict:
 
 
 def cache_key(model: str, weights_sha256: str, preprocess: str, layer: str, index: int, recipe: Recipe,
-              size: int, seed: int, backend_name: str, view: dict | None = None) -> str:
+              size: int | Size, seed: int, backend_name: str, view: dict | None = None) -> str:
     """The key of one filter's image (or of one of its views): a hash of everything that shapes
     its pixels.
 
@@ -84,7 +109,7 @@ def cache_key(model: str, weights_sha256: str, preprocess: str, layer: str, inde
     """
     return digest({
         "engine": ENGINE_VERSION, "model": model, "weights": weights_sha256, "preprocess": preprocess,
-        "layer": layer, "index": index, "recipe": recipe.key(), "size": size, "seed": seed,
+        "layer": layer, "index": index, "recipe": recipe.key(), "size": _size_key(size), "seed": seed,
         "backend": backend_name, **({"view": view} if view else {}),
     })
 
@@ -119,27 +144,29 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Sha
     """
     recipe = capped(get_recipe(spec.recipe).with_steps(spec.steps))
     loaded = open_model(spec)
-    layers = loaded.resolve_layers(spec.layers, spec.size)
-    views_size = spec.views_size or spec.size
-    if views_size != spec.size:
+    size = spec.size or loaded.default_size()
+    layers = loaded.resolve_layers(spec.layers, size)
+    views_size = spec.views_size or size
+    if views_size != size:
         loaded.resolve_layers(spec.layers, views_size)
     image_set = folder_set(spec.examples) if spec.examples is not None else bundled_set()
-    selected = [(layer, spec.selection.pick(layer.name, layer.filters, spec.seed)) for layer in layers]
+    selected = [(layer, pick(spec, layer)) for layer in layers]
     store = Store(spec.out)  # only now, when the input is known to be good, touch the disk
-    store.describe_model(loaded.slug, model_record(loaded, spec.size))
+    store.repair_thumbnails()  # a thumbnail lost or damaged since: rebuilt from its image
+    store.describe_model(loaded.slug, model_record(loaded, size))
     run = run_record()
 
     # The recipe as it runs (its compile mode) per layer and size, decided once.
-    as_run = {(layer.name, size): compiled(loaded, layer.name, recipe, size)
-              for layer in layers for size in {spec.size, views_size}}
+    as_run = {(layer.name, at): compiled(loaded, layer.name, recipe, at)
+              for layer in layers for at in {size, views_size}}
 
     def key(layer: str, index: int, view: str = "channel", scale: float = 1.0) -> str:
-        size = spec.size if view == "channel" else views_size
+        at = size if view == "channel" else views_size
         extra = None if view == "channel" else {
             "name": view, "objective": views_.objective(view, layer, index, scale).key(),
             "n": views_.images_per_filter(view)}
         return cache_key(loaded.slug, loaded.weights_sha256, loaded.preprocess, layer, index,
-                         as_run[layer, size], size, spec.seed, backend.name(), extra)
+                         as_run[layer, at], at, spec.seed, backend.name(), extra)
 
     # Batches are fixed groups of the layer's selection, never "whatever is pending": an image
     # then never depends on which other filters were fresh, or on sharding, so a resumed or
@@ -153,11 +180,12 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Sha
         jobs = [job for job, o in zip(jobs, owner, strict=True) if o == shard.index - 1]
 
     # The natural set: measured (from the per-image cache) only when something needs it.
-    set_key = _set_key(image_set, spec.size)
+    set_key = _set_key(image_set, size, loaded.channels)
 
     def examples_key(layer: str, index: int) -> str:
         return digest({"model": loaded.slug, "weights": loaded.weights_sha256,
-                       "preprocess": loaded.preprocess, "layer": layer, "index": index, "size": spec.size,
+                       "preprocess": loaded.preprocess, "layer": layer, "index": index,
+                       "size": _size_key(size),
                        "k": views_.EXAMPLES_K, "set": set_key, "version": CACHE_VERSION})
 
     stale = [(layer, group) for layer, group in jobs if force or not all(
@@ -166,7 +194,7 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Sha
         store.view_fresh((loaded.slug, layer.name, i, recipe.name), "examples", examples_key(layer.name, i))
         for i in group))]
     new_set = store.naturals is None or store.naturals.key != set_key
-    naturals = _naturals(loaded, store, jobs, image_set, spec.size, set_key, quiet) \
+    naturals = _naturals(loaded, store, jobs, image_set, size, set_key, quiet) \
         if stale or examples or new_set else None
     if naturals is not None and new_set:  # fresh pixels, another natural set: update the numbers
         for layer, group in jobs:
@@ -174,24 +202,31 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Sha
                 if store.entry((loaded.slug, layer.name, i, recipe.name)) is not None:
                     store.set_natural_activation((loaded.slug, layer.name, i, recipe.name),
                                                  round(float(naturals.filters[layer.name, i].best_mean), 4))
-    rendered, dead = _render_channels(spec, loaded, store, stale, recipe, key, run, naturals, quiet)
+    rendered, dead = _render_channels(spec, size, loaded, store, stale, recipe, key, run, naturals, quiet)
     skipped = sum(len(g) for _, g in jobs) - rendered
     for view in (v for v in views_.RENDERED if v in spec.views):
-        _render_view(view, spec, loaded, store, jobs, recipe, key, run, quiet, force)
+        _render_view(view, spec, views_size, loaded, store, jobs, recipe, key, run, quiet, force)
     for layer, group in examples:
-        _write_examples(loaded, store, layer, group, recipe.name, naturals, spec.size, examples_key)
+        _write_examples(loaded, store, layer, group, recipe.name, naturals, size, examples_key)
     store.save()
     return Summary(rendered, skipped, dead, spec.out / "manifest.json")
 
 
-def _set_key(image_set: ImageSet, size: int) -> str:
+def _size_key(size: int | Size) -> int | list[int]:
+    """A size in a cache key: the side of a square (as keys had it before non-square sizes)."""
+    h, w = as_size(size)
+    return h if h == w else [h, w]
+
+
+def _set_key(image_set: ImageSet, size: Size, channels: int) -> str:
     """What the natural numbers depend on besides the model: the images' names and contents, and
-    the size they are measured at."""
-    return digest({"size": size, "images": [(n.name, hashlib.sha256(Path(n.path).read_bytes()).hexdigest())
-                                            for n in image_set.sources]})
+    the size (and, for grayscale, the channels) they are measured at."""
+    images = [(n.name, hashlib.sha256(Path(n.path).read_bytes()).hexdigest()) for n in image_set.sources]
+    extra = {"channels": channels} if channels != 3 else {}
+    return digest({"size": _size_key(size), **extra, "images": images})
 
 
-def _naturals(loaded: LoadedModel, store: Store, jobs: list[Job], image_set: ImageSet, size: int,
+def _naturals(loaded: LoadedModel, store: Store, jobs: list[Job], image_set: ImageSet, size: Size,
               set_key: str, quiet: bool) -> ExamplesResult:
     """The natural set measured for every filter of ``jobs`` (cached per image), recorded in the
     store; it gives each filter's best natural activation and its examples."""
@@ -202,7 +237,7 @@ def _naturals(loaded: LoadedModel, store: Store, jobs: list[Job], image_set: Ima
     unreadable = set(result.skipped)
     used = [n for n in image_set.sources if n.name not in unreadable]
     store.set_naturals({
-        "name": image_set.name, "description": image_set.description, "size": size, "key": set_key,
+        "name": image_set.name, "description": image_set.description, **size_fields(size), "key": set_key,
         "count": len(used),
         "skipped": len(result.skipped),
         "images": [{"name": n.name, "source": n.source, "licence": n.licence}
@@ -211,8 +246,9 @@ def _naturals(loaded: LoadedModel, store: Store, jobs: list[Job], image_set: Ima
     return result
 
 
-def _render_channels(spec: AtlasSpec, loaded: LoadedModel, store: Store, stale: list[Job], recipe: Recipe,
-                     key, run: dict, naturals: ExamplesResult | None, quiet: bool) -> tuple[int, int]:
+def _render_channels(spec: AtlasSpec, size: Size, loaded: LoadedModel, store: Store, stale: list[Job],
+                     recipe: Recipe, key, run: dict, naturals: ExamplesResult | None, quiet: bool
+                     ) -> tuple[int, int]:
     """The channel view (the filter's entry) of the ``stale`` batches; returns (rendered, dead)."""
     best = {k: round(float(v.best_mean), 4) for k, v in naturals.filters.items()} if naturals else {}
     rendered = dead = 0
@@ -220,7 +256,7 @@ def _render_channels(spec: AtlasSpec, loaded: LoadedModel, store: Store, stale: 
     for layer, group in stale:
         began = time.perf_counter()
         result = render_images(loaded, [channel(layer.name, i) for i in group], recipe=recipe,
-                               size=spec.size, seed=spec.seed, on_step=progress.advancer(len(group)))
+                               size=size, seed=spec.seed, on_step=progress.advancer(len(group)))
         seconds = (time.perf_counter() - began) / len(group)
         entries = []
         for index, image, start, activation in zip(group, result.images, result.start_activations,
@@ -231,7 +267,7 @@ def _render_channels(spec: AtlasSpec, loaded: LoadedModel, store: Store, stale: 
             entries.append(({
                 "model": loaded.slug, "layer": layer.name, "index": index,
                 "image": paths[0], "thumbnail": paths[1], "recipe": recipe.name,
-                "steps": recipe.steps, "size": spec.size, "seed": spec.seed,
+                "steps": recipe.steps, **size_fields(size), "seed": spec.seed,
                 "start_activation": round(float(start), 4),
                 "activation": round(float(activation), 4),
                 "natural_activation": best[layer.name, index],
@@ -245,10 +281,9 @@ def _render_channels(spec: AtlasSpec, loaded: LoadedModel, store: Store, stale: 
     return rendered, dead
 
 
-def _render_view(view: str, spec: AtlasSpec, loaded: LoadedModel, store: Store, jobs: list[Job],
+def _render_view(view: str, spec: AtlasSpec, size: Size, loaded: LoadedModel, store: Store, jobs: list[Job],
                  recipe: Recipe, key, run: dict, quiet: bool, force: bool) -> None:
     """One extra view (negative, neuron or diversity) of every filter of ``jobs`` not held fresh."""
-    size = spec.views_size or spec.size
     n = views_.images_per_filter(view)
 
     def scale(layer: str, index: int) -> float:
@@ -270,7 +305,7 @@ def _render_view(view: str, spec: AtlasSpec, loaded: LoadedModel, store: Store, 
         for k, (index, s) in enumerate(zip(group, scales, strict=True)):
             identity = (loaded.slug, layer.name, index, recipe.name)
             images = result.images[k * n : (k + 1) * n]
-            common = {"size": size, "steps": result.recipe.steps, "seconds": round(seconds, 3),
+            common = {**size_fields(size), "steps": result.recipe.steps, "seconds": round(seconds, 3),
                       "key": key(layer.name, index, view, s)}
             paths = store.view_paths(identity, view, n if view == "diversity" else None)
             if view == "diversity":
@@ -303,22 +338,21 @@ def _render_view(view: str, spec: AtlasSpec, loaded: LoadedModel, store: Store, 
 Box = tuple[int, int, int, int]
 
 
-def _centre(loaded: LoadedModel, layer: str, size: int) -> tuple[Box, tuple[float, float]]:
+def _centre(loaded: LoadedModel, layer: str, size: Size) -> tuple[Box, tuple[float, float]]:
     """The receptive-field box of ``layer``'s centre position at ``size``, and its centre (x, y)."""
     (conv,) = loaded.resolve_layers((layer,), size)
-    geometry = receptive_geometry(loaded.model, size)[layer]
-    box = views_.centre_box(size, int(conv.output_shape[0]), geometry.field, geometry.jump, geometry.start)
-    centre = geometry.start + (int(conv.output_shape[0]) // 2) * geometry.jump + 0.5
-    return box, (centre, centre)
+    geometry = receptive_geometry(loaded.model, size)[conv.name]
+    output = (int(conv.output_shape[0]), int(conv.output_shape[1]))
+    return views_.centre_box(size, output, geometry), views_.box_centre(output, geometry)
 
 
 def _write_examples(loaded: LoadedModel, store: Store, layer: ConvLayer, group: list[int], recipe: str,
-                    naturals: ExamplesResult, size: int, key) -> None:
+                    naturals: ExamplesResult, size: Size, key) -> None:
     """The examples view of the filters of one batch."""
     for index in group:
         identity = (loaded.slug, layer.name, index, recipe)
         found = naturals.filters[layer.name, index]
-        files, record = {}, {"set": naturals.set.name, "size": size, "key": key(layer.name, index)}
+        files, record = {}, {"set": naturals.set.name, **size_fields(size), "key": key(layer.name, index)}
         for side in ("top", "bottom"):
             patches = getattr(found, side)
             paths = store.view_paths(identity, f"examples-{side}", len(patches))

@@ -20,14 +20,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 from keras import ops
 from tqdm import tqdm
 
-from .engine import backend, objectives
+from .engine import backend, objectives, targets
 from .errors import AtlasError
-from .models import LoadedModel, receptive_geometry
+from .models import LoadedModel, Size, as_size, receptive_geometry, size_text
 from .naturals import ImageSet, load_image
 from .store import slug
 
@@ -76,7 +75,7 @@ def default_cache_dir() -> Path:
     return Path(root) / "filter-atlas" / "examples"
 
 
-def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: ImageSet, size: int,
+def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: ImageSet, size: int | Size,
                   k: int = 9, cache_dir: Path | None = None, progress: bool = True) -> ExamplesResult:
     """The top and bottom ``k`` patches of each wanted filter over ``image_set``.
 
@@ -84,7 +83,7 @@ def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: I
         model: From ``load_model``.
         wanted: Conv layer name -> filter indices.
         image_set: The images (``naturals.bundled_set()`` or ``naturals.folder_set(path)``).
-        size: Side the images are resized and cropped to (``naturals.load_image``).
+        size: Side, or (height, width), the images are resized and cropped to (``naturals.load_image``).
         k: Patches per filter and side (fewer when the set has fewer candidates).
         cache_dir: Where the per-image cache lives (default: ``default_cache_dir()``).
         progress: Show a progress bar over the images.
@@ -98,6 +97,7 @@ def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: I
     """
     if not wanted:
         return ExamplesResult(image_set, 0, (), {})
+    size = as_size(size)
     layers = [_Layer(model, conv, size, k, image_set) for conv in model.resolve_layers(tuple(wanted), size)]
     for layer in layers:
         bad = [i for i in wanted[layer.name] if not 0 <= i < layer.filters]
@@ -121,7 +121,7 @@ def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: I
                 for layer, entry in zip(layers, cached, strict=True):
                     layer.add(order, entry)
                 continue
-            image = load_image(io.BytesIO(data), size)
+            image = load_image(io.BytesIO(data), size, model.channels)
             if image is None:
                 skipped.append(natural.name)
                 continue
@@ -143,7 +143,8 @@ def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: I
     if not used:
         raise AtlasError(f"no readable image in {image_set.name}")
     picks = {layer.name: layer.finish() for layer in layers}
-    crops = _crops(image_set, size, [side for top, bottom, _ in picks.values() for side in (top, bottom)])
+    sides = [side for top, bottom, _ in picks.values() for side in (top, bottom)]
+    crops = _crops(image_set, size, model.channels, sides)
     filters = {}
     for layer in layers:
         top, bottom, best = picks[layer.name]
@@ -172,20 +173,19 @@ class _Forward:
     activations after ReLU (NumPy)."""
 
     def __init__(self, model: LoadedModel, names: list[str], batch: int):
-        convs = [model.model.get_layer(name) for name in names]
-        trunk = keras.Model(model.model.inputs, [conv.input for conv in convs])
+        convs = [model.truncate(name)[1] for name in names]
+        trunk = model.trunks(names)
         weights = ([v.value for v in trunk.trainable_variables],
                    [v.value for v in trunk.non_trainable_variables],
-                   [conv.kernel.value for conv in convs],
-                   [conv.bias.value if conv.use_bias else None for conv in convs])
+                   [targets.weights(conv) for conv in convs])
         preprocess = model.preprocess_fn()
 
         def run(images01, weights):
             features, _ = trunk.stateless_call(weights[0], weights[1], preprocess(images01))
             features = features if isinstance(features, (list, tuple)) else [features]
             out = []
-            for f, conv, kernel, bias in zip(features, convs, weights[2], weights[3], strict=True):
-                maps = objectives.preact(f, conv, kernel, bias)
+            for f, conv, target in zip(features, convs, weights[2], strict=True):
+                maps = targets.preact(f, conv, target)
                 # Filters first: each filter's positions are contiguous for the selection.
                 out.append((ops.transpose(maps, (0, 3, 1, 2)), objectives.channel_mean(ops.relu(maps))))
             return out
@@ -211,19 +211,22 @@ class _Forward:
 class _Layer:
     """One wanted layer: its positions' boxes, per-image selection, and the running top/bottom k."""
 
-    def __init__(self, model: LoadedModel, conv, size: int, k: int, image_set: ImageSet):
+    def __init__(self, model: LoadedModel, conv, size: Size, k: int, image_set: ImageSet):
         self.name, self.filters, self.k = conv.name, conv.filters, k
         self.m = 1 if len(image_set.sources) >= LARGE_SET else 3
         self.h, self.w = int(conv.output_shape[0]), int(conv.output_shape[1])
-        geometry = receptive_geometry(model.model, size)[conv.name]
-        low = np.floor(geometry.start + np.arange(max(self.h, self.w)) * geometry.jump
-                       - (geometry.field - 1) / 2).astype("int64")
-        lo, hi = np.clip(low, 0, size), np.clip(low + geometry.field, 0, size)
+        g = receptive_geometry(model.model, size)[conv.name]
+        spans = []
+        for axis, count in enumerate((self.h, self.w)):  # rows, then columns
+            low = np.floor(g.start[axis] + np.arange(count) * g.jump[axis] - (g.field[axis] - 1) / 2)
+            low = low.astype("int64")
+            spans.append((np.clip(low, 0, size[axis]), np.clip(low + g.field[axis], 0, size[axis])))
+        (y_lo, y_hi), (x_lo, x_hi) = spans
         y, x = np.divmod(np.arange(self.h * self.w), self.w)
-        self.boxes = np.stack([lo[x], lo[y], hi[x], hi[y]], axis=1)  # (positions, 4)
+        self.boxes = np.stack([x_lo[x], y_lo[y], x_hi[x], y_hi[y]], axis=1)  # (positions, 4)
         self.areas = (self.boxes[:, 2] - self.boxes[:, 0]) * (self.boxes[:, 3] - self.boxes[:, 1])
         # Positions farther apart than this (in map cells) have disjoint boxes.
-        self.reach = min(-(-geometry.field // geometry.jump), max(self.h, self.w))
+        self.reach = min(max(-(-f // j) for f, j in zip(g.field, g.jump, strict=True)), max(self.h, self.w))
         f = self.filters
         self.best = np.zeros(f, dtype="float32")
         # Running top k per filter: sort key (activation; for bottom, its negative), image, position.
@@ -311,12 +314,12 @@ class _Layer:
         return tuple(out)
 
 
-def _crops(image_set: ImageSet, size: int, picks: list[tuple]) -> dict[int, np.ndarray]:
+def _crops(image_set: ImageSet, size: Size, channels: int, picks: list[tuple]) -> dict[int, np.ndarray]:
     """The processed image of every set image that some pick uses (each file read once)."""
     orders = sorted({int(o) for _, images, _ in picks for o in np.unique(images) if o >= 0})
     out = {}
     for order in orders:
-        image = load_image(image_set.sources[order].path, size)
+        image = load_image(image_set.sources[order].path, size, channels)
         if image is not None:
             out[order] = image
     return out
@@ -325,9 +328,9 @@ def _crops(image_set: ImageSet, size: int, picks: list[tuple]) -> dict[int, np.n
 class _Cache:
     """Per-image entries of one (model identity, layer, size) in one SQLite file."""
 
-    def __init__(self, root: Path, identity: list, layer: str, size: int, m: int):
+    def __init__(self, root: Path, identity: list, layer: str, size: Size, m: int):
         ident = hashlib.sha256(repr(identity).encode()).hexdigest()[:16]
-        path = root / f"{slug(identity[0])}-{ident}" / f"{slug(layer)}-{size}.sqlite"
+        path = root / f"{slug(identity[0])}-{ident}" / f"{slug(layer)}-{size_text(size)}.sqlite"
         self.m = m
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

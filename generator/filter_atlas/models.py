@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from .engine import targets
 from .errors import AtlasError
-from .spec import WEIGHTS_ENV
+from .spec import MAX_SIDE, WEIGHTS_ENV, Size, as_size, size_text
 
 # keras.applications name -> (preprocessing mode, smallest input side it accepts).
 # Modes: caffe = RGB->BGR, 0-255 minus ImageNet mean; tf = [-1, 1]; torch = ImageNet mean/std;
@@ -49,13 +51,14 @@ _TORCH_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class ConvLayer:
-    """One conv layer as the atlas sees it."""
+    """One target layer (Conv2D, DepthwiseConv2D or SeparableConv2D) as the atlas sees it."""
 
-    name: str
+    name: str  # 'block5_conv2', or 'vgg16/block5_conv2' inside a nested model
     filters: int
     output_shape: tuple[int | None, ...]
-    receptive_field: int  # input pixels (per side) that one output position sees
-    cost: float  # multiply-adds of all conv layers up to this one, per image (order of layers)
+    receptive_field: int  # input pixels (per side, the larger) that one output position sees
+    cost: float  # multiply-adds of all target layers up to this one, per image (order of layers)
+    kind: str = "conv"  # what one filter is (``targets.describe``)
 
 
 @dataclass
@@ -65,130 +68,253 @@ class LoadedModel:
     model: keras.Model
     name: str
     weights: str  # "imagenet", "random", or the weights/model file path
-    trained: bool
+    trained: bool | None  # None: weights from a file, not known to be trained
     weights_sha256: str  # digest of the weight values, independent of the file format
     preprocess: str
     min_size: int
-    fixed_size: int | None  # input side when the model only accepts one size
+    fixed_size: tuple[int | None, int | None]  # (height, width) the model's input fixes, if any
+    source: str = ""  # the keras.applications name, or the model file's path (``_shown_path``)
+    channels: int = 3
     renderers: dict = field(default_factory=dict, repr=False, compare=False)  # compiled, by work shape
+    _trunks: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def slug(self) -> str:
         """Directory name: the model name, with '-untrained' for random weights."""
-        return self.name if self.trained else f"{self.name}-untrained"
+        return f"{self.name}-untrained" if self.trained is False else self.name
 
-    def conv_layers(self, size: int) -> list[ConvLayer]:
-        """Every Conv2D layer, in order, with its output shape for a ``size`` x ``size`` input."""
-        convs = [layer for layer in self.model.layers if isinstance(layer, keras.layers.Conv2D)]
-        if not convs:
-            raise AtlasError(f"model {self.name} has no Conv2D layer")
-        probe = keras.Model(self.model.inputs, [layer.output for layer in convs])
-        shapes = probe.compute_output_shape((1, size, size, 3))
-        if len(convs) == 1:
-            shapes = [shapes]
-        fields = receptive_fields(self.model)
+    def default_size(self) -> Size:
+        """The model's own input size where it has one, else 224 per free side."""
+        return (self.fixed_size[0] or 224, self.fixed_size[1] or 224)
+
+    def targets(self) -> dict[str, tuple[keras.layers.Layer, ...]]:
+        """Every target layer by name (``outer/inner`` inside nested models), in layer order, as
+        the chain of layers from the model down to it."""
+        return {name: chain for name, chain in _walk(self.model) if targets.is_target(chain[-1])}
+
+    def conv_layers(self, size: int | Size) -> list[ConvLayer]:
+        """Every target layer, in order, with its output shape for an input of ``size``."""
+        h, w = as_size(size)
+        chains = self.targets()
+        if not chains:
+            raise AtlasError(f"model {self.name} has no Conv2D, DepthwiseConv2D or SeparableConv2D layer")
+        fields = receptive_geometry(self.model, (h, w))
         out, total = [], 0.0
-        for layer, shape in zip(convs, shapes, strict=True):
-            kh, kw, c_in, c_out = layer.kernel.shape
-            total += float(np.prod([d or 1 for d in shape[1:3]])) * kh * kw * c_in * c_out
-            out.append(ConvLayer(layer.name, int(layer.filters), tuple(shape[1:]), fields[layer.name], total))
+        for name, chain in chains.items():
+            layer = chain[-1]
+            feed = self.trunk(name).compute_output_shape((1, h, w, self.channels))
+            feed = feed[0] if isinstance(feed, list) else feed
+            shape = tuple(layer.compute_output_shape(feed))
+            total += float(np.prod([d or 1 for d in shape[1:3]])) * targets.macs_per_position(layer)
+            out.append(ConvLayer(name, targets.filter_count(layer), shape[1:], max(fields[name].field),
+                                 total, targets.describe(layer)))
         return out
 
-    def resolve_layers(self, names: tuple[str, ...], size: int) -> list[ConvLayer]:
-        """The conv layers named (all of them when ``names`` is empty), validated for ``size``."""
+    def resolve_name(self, name: str) -> str:
+        """The full name of a target layer given by full name, or by its own name when that is
+        unambiguous (``block5_conv2`` for ``vgg16/block5_conv2``)."""
+        chains = self.targets()
+        if name in chains:
+            return name
+        matches = [full for full in chains if full.rsplit("/", 1)[-1] == name]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise AtlasError(f"layer name {name!r} is ambiguous in {self.name}: {', '.join(matches)}")
+        raise AtlasError(self._unknown_layer(name, list(chains)))
+
+    def resolve_layers(self, names: tuple[str, ...], size: int | Size) -> list[ConvLayer]:
+        """The target layers named (all of them when ``names`` is empty), validated for ``size``."""
         self.check_size(size)
         convs = {layer.name: layer for layer in self.conv_layers(size)}
         chosen = []
         for name in names or tuple(convs):
-            if name not in convs:
-                raise AtlasError(self._unknown_layer(name, list(convs)))
-            layer = convs[name]
+            layer = convs[self.resolve_name(name)]
             if any(d is not None and d < 1 for d in layer.output_shape[:2]):
-                raise AtlasError(f"--size {size} is too small for {name} (output {layer.output_shape})")
+                raise AtlasError(f"--size {size_text(size)} is too small for {layer.name} "
+                                 f"(output {layer.output_shape})")
             chosen.append(layer)
         return chosen
 
-    def check_size(self, size: int) -> None:
-        if self.fixed_size is not None and size != self.fixed_size:
-            raise AtlasError(f"model {self.name} only accepts {self.fixed_size} px inputs, not {size}")
-        if size < self.min_size:
-            raise AtlasError(f"--size {size} is below {self.name}'s minimum of {self.min_size} px")
+    def check_size(self, size: int | Size) -> None:
+        h, w = as_size(size)
+        fh, fw = self.fixed_size
+        if (fh is not None and h != fh) or (fw is not None and w != fw):
+            fixed = "x".join("any" if d is None else str(d) for d in self.fixed_size)
+            raise AtlasError(f"model {self.name} only accepts {fixed} px inputs (height x width), "
+                             f"not {size_text(size)}")
+        if min(h, w) < self.min_size:
+            raise AtlasError(f"--size {size_text(size)} is below {self.name}'s minimum of {self.min_size} px")
+        if max(h, w) > MAX_SIDE:
+            raise AtlasError(f"--size {size_text(size)} is above the maximum side of {MAX_SIDE} px")
 
     def _unknown_layer(self, name: str, convs: list[str]) -> str:
-        layer_names = [layer.name for layer in self.model.layers]
-        if name in layer_names:
-            kind = type(self.model.get_layer(name)).__name__
-            return f"layer {name!r} is a {kind}, not a Conv2D layer (conv layers: {', '.join(convs)})"
+        kinds = {n.rsplit("/", 1)[-1]: type(chain[-1]).__name__ for n, chain in _walk(self.model)}
+        listed = ", ".join(convs)
+        if name.rsplit("/", 1)[-1] in kinds:
+            kind = kinds[name.rsplit("/", 1)[-1]]
+            return f"layer {name!r} is a {kind}, not a conv layer (conv layers: {listed})"
         close = difflib.get_close_matches(name, convs, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown layer {name!r} in {self.name}{hint} (conv layers: {', '.join(convs)})"
+        return f"unknown layer {name!r} in {self.name}{hint} (conv layers: {listed})"
 
-    def truncate(self, layer_name: str) -> tuple[keras.Model, keras.layers.Conv2D]:
-        """The model up to the input of conv layer ``layer_name``, and that layer."""
-        layer = self.model.get_layer(layer_name)
-        try:
-            trunk_output = layer.input
-        except (AttributeError, ValueError) as exc:
-            raise AtlasError(f"layer {layer_name!r} is used more than once; cannot truncate there") from exc
-        return keras.Model(self.model.inputs, trunk_output), layer
+    def trunk(self, name: str) -> keras.Model:
+        """The model from its input to the input of target layer ``name`` (built once)."""
+        name = self.resolve_name(name)
+        if name not in self._trunks:
+            self._trunks[name] = keras.Model(self.model.inputs, _feeds(self.model, [self.targets()[name]]))
+        return self._trunks[name]
+
+    def trunks(self, names: list[str]) -> keras.Model:
+        """One model from the input to the inputs of several target layers (shared work once)."""
+        chains = self.targets()
+        outputs = _feeds(self.model, [chains[self.resolve_name(n)] for n in names])
+        return keras.Model(self.model.inputs, outputs)
+
+    def truncate(self, layer_name: str) -> tuple[keras.Model, keras.layers.Layer]:
+        """The model up to the input of target layer ``layer_name``, and that layer."""
+        return self.trunk(layer_name), self.targets()[self.resolve_name(layer_name)][-1]
 
     def preprocess_fn(self):
-        """Map a batch of [0, 1] RGB images to what the model expects (Keras ops, traceable)."""
+        """Map a batch of [0, 1] images to what the model expects (Keras ops, traceable)."""
         return preprocessor(self.preprocess)
+
+
+def _walk(model: keras.Model, prefix: str = "") -> list[tuple[str, tuple[keras.layers.Layer, ...]]]:
+    """Every layer of ``model`` and of the models nested in it, in order: (name, chain), where the
+    name joins the chain's (own) names with '/' and the chain runs from ``model``'s layer inward."""
+    out = []
+    for layer in model.layers:
+        name = f"{prefix}{own_name(layer)}"
+        if isinstance(layer, keras.Model):
+            out.extend((n, (layer, *chain)) for n, chain in _walk(layer, f"{name}/"))
+        else:
+            out.append((name, (layer,)))
+    return out
+
+
+# TensorFlow turns layer names into scope names while tracing, and refuses most characters.
+_SCOPE_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*")
+
+
+def own_name(layer: keras.layers.Layer) -> str:
+    """The layer's name as the model file gives it (``_scope_safe`` may have renamed the layer)."""
+    return getattr(layer, "_atlas_name", layer.name)
+
+
+def _scope_safe(model: keras.Model) -> None:
+    """Rename, in place, every layer whose name TensorFlow would refuse as a scope name (``first
+    conv``, ``<img>``) to a safe unique one, keeping the name given for ``own_name``."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not _SCOPE_NAME.fullmatch(layer.name):
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", layer.name).strip("_.-") or "layer"
+            layer._atlas_name = layer.name
+            layer.name = f"{safe}_{hashlib.sha256(layer.name.encode()).hexdigest()[:8]}"
+
+
+def _feeds(container: keras.Model, chains: list[tuple[keras.layers.Layer, ...]]) -> list:
+    """The symbolic tensors, in ``container``'s graph, that feed the last layer of each chain
+    (a chain runs from a layer of ``container`` into nested models)."""
+    out: list = [None] * len(chains)
+    nested: dict[int, list[int]] = {}
+    for i, chain in enumerate(chains):
+        if len(chain) == 1:
+            out[i] = _input_in(container, chain[0])
+        else:
+            nested.setdefault(id(chain[0]), []).append(i)
+    for members in nested.values():
+        inner = chains[members[0]][0]
+        inside = keras.Model(inner.inputs, _feeds(inner, [chains[i][1:] for i in members]))
+        results = inside(_input_in(container, inner))
+        for i, tensor in zip(members, results if isinstance(results, list) else [results], strict=True):
+            out[i] = tensor
+    return out
+
+
+def _input_in(container: keras.Model, layer: keras.layers.Layer):
+    """The tensor that feeds ``layer`` in ``container``'s graph (its one call there)."""
+    for node in layer._inbound_nodes:
+        tensors = node.input_tensors
+        if len(tensors) != 1:
+            continue
+        try:
+            keras.Model(container.inputs, tensors[0])
+        except ValueError:
+            continue
+        return tensors[0]
+    raise AtlasError(f"layer {layer.name!r} has no single input inside {container.name}; cannot cut there")
 
 
 @dataclass(frozen=True)
 class FieldGeometry:
-    """Where a layer's output positions look in the input image (pixel i is centred at i)."""
+    """Where a layer's output positions look in the input image (pixel i is centred at i), per
+    axis (rows, columns)."""
 
-    field: int  # receptive field side in input pixels
-    jump: int  # input pixels between neighbouring output positions (product of strides)
-    start: float  # input coordinate of the centre of output position 0 (row or column)
+    field: tuple[int, int]  # receptive field in input pixels
+    jump: tuple[int, int]  # input pixels between neighbouring output positions (product of strides)
+    start: tuple[float, float]  # input coordinate of the centre of output position 0
 
 
-def receptive_geometry(model: keras.Model, size: int | None = None) -> dict[str, FieldGeometry]:
-    """Receptive field, jump and first centre of every layer's output, walking the layers in order.
+def receptive_geometry(model: keras.Model, size: int | Size | None = None) -> dict[str, FieldGeometry]:
+    """Receptive field, jump and first centre of every layer's output, walking the layers in
+    order (into nested models).
 
-    Conv2D (any padding, stride, dilation) and max/average pooling move the field; other layers
-    keep it. Exact for chains such as VGG; for branching models it follows layer order, so it is
-    an estimate there. Field and jump do not depend on the input size; ``start`` does for 'same'
-    padding with a stride, where Keras pads by what the side leaves over.
+    Conv2D, DepthwiseConv2D and SeparableConv2D (any padding, stride, dilation), max/average
+    pooling and zero padding move the field; other layers keep it. Exact for chains such as VGG
+    or MobileNet; for branching models it follows layer order, so it is an estimate there. Field
+    and jump do not depend on the input size; ``start`` does for 'same' padding with a stride,
+    where Keras pads by what the side leaves over.
 
     Args:
         model: A Keras model taking images.
-        size: Input side in pixels; ``None`` assumes every side is a multiple of the strides.
+        size: Input size in pixels; ``None`` assumes every side is a multiple of the strides.
 
     Returns:
-        Layer name -> geometry of that layer's output.
+        Layer name (as ``LoadedModel.targets`` names it) -> geometry of that layer's output.
     """
-    field, jump, start, side, out = 1, 1, 0.0, size, {}
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            kernel, stride, dilation = layer.kernel_size[0], layer.strides[0], layer.dilation_rate[0]
+    sides = (None, None) if size is None else as_size(size)
+    axes = [_Axis(side) for side in sides]
+    out = {}
+    for name, chain in _walk(model):
+        layer = chain[-1]
+        for axis, a in enumerate(axes):
+            a.through(layer, axis)
+        out[name] = FieldGeometry(tuple(a.field for a in axes), tuple(a.jump for a in axes),
+                                  tuple(a.start for a in axes))
+    return out
+
+
+class _Axis:
+    """Receptive-field arithmetic along one axis."""
+
+    def __init__(self, side: int | None):
+        self.field, self.jump, self.start, self.side = 1, 1, 0.0, side
+
+    def through(self, layer: keras.layers.Layer, axis: int) -> None:
+        if isinstance(layer, keras.layers.ZeroPadding2D):
+            before, after = layer.padding[axis]
+            self.start -= before * self.jump
+            self.side = None if self.side is None else self.side + before + after
+            return
+        if targets.is_target(layer):
+            kernel, stride, dilation = layer.kernel_size[axis], layer.strides[axis], layer.dilation_rate[axis]
         elif isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)):
-            kernel, stride, dilation = layer.pool_size[0], layer.strides[0], 1
+            kernel, stride, dilation = layer.pool_size[axis], layer.strides[axis], 1
         else:
-            out[layer.name] = FieldGeometry(field, jump, start)
-            continue
+            return
         span = (kernel - 1) * dilation + 1
+        side = self.side
         if layer.padding == "same":
             outputs = -(-side // stride) if side is not None else None
             leftover = stride if side is None else side - (outputs - 1) * stride
             pad = max(span - leftover, 0) // 2
-            side = outputs
+            self.side = outputs
         else:
             pad = 0
-            side = None if side is None else (side - span) // stride + 1
-        start += ((span - 1) / 2 - pad) * jump
-        field += (span - 1) * jump
-        jump *= stride
-        out[layer.name] = FieldGeometry(field, jump, start)
-    return out
-
-
-def receptive_fields(model: keras.Model) -> dict[str, int]:
-    """Receptive field side of every layer (``receptive_geometry``'s ``field``)."""
-    return {name: geometry.field for name, geometry in receptive_geometry(model).items()}
+            self.side = None if side is None else (side - span) // stride + 1
+        self.start += ((span - 1) / 2 - pad) * self.jump
+        self.field += (span - 1) * self.jump
+        self.jump *= stride
 
 
 def preprocessor(mode: str):
@@ -209,39 +335,66 @@ def preprocessor(mode: str):
     raise AtlasError(f"unknown preprocessing {mode!r} (choose from {', '.join(PREPROCESS_MODES)})")
 
 
+# Weight-value digests (``weights_digest``) of files known to hold trained weights, so a local
+# copy is labelled for what it is rather than "weights from file".
+KNOWN_WEIGHTS = {
+    "367e97357726fc9a76fcb2944e6cb9ef301eb42e4eb6cae2f6a7da7dedc6912d": "imagenet",  # VGG16, no top
+}
+
+
 def load_model(name: str, weights: str = "imagenet", seed: int = 0,
                preprocess: str | None = None) -> LoadedModel:
     """Load a ``keras.applications`` model by name, or a saved ``.keras`` / ``.h5`` model by path.
 
-    ``weights``: ``imagenet`` (Keras' download and cache), ``random`` (seeded, untrained), or a
-    path to a weights file. Every failure is an AtlasError with a one-line explanation.
+    Args:
+        name: ``vgg16``, ``VGG16`` or ``mobilenet_v2`` (any ``keras.applications`` model), or a
+            ``.keras`` / ``.h5`` file; a file model is named after its file.
+        weights: ``imagenet`` (Keras' download and cache; for a file model, its own weights),
+            ``random`` (seeded, untrained; applications only), or a weights file.
+        seed: Seed of the random weights.
+        preprocess: Input preprocessing; default the application's own, ``raw`` for files.
+
+    Returns:
+        The model; every failure is an AtlasError with a one-line explanation.
     """
     path = Path(name)
     if path.suffix in {".keras", ".h5"}:
-        loaded = _load_saved(path, weights)
-        min_size = 1
+        model, source = _load_saved(path, weights)
+        min_size, label, origin = 1, path.stem, _shown_path(path)
     else:
         app = _application_name(name)
-        loaded = _load_application(app, weights, seed)
+        model, source = _load_application(app, weights, seed)
         mode, min_size = _APPLICATIONS.get(app, ("raw", 32))
-        preprocess = preprocess or mode
-    model, source = loaded
+        preprocess, label, origin = preprocess or mode, app.lower(), app
+    _scope_safe(model)
     shape = model.inputs[0].shape
-    if len(shape) != 4 or shape[-1] != 3:
-        raise AtlasError(f"model input must be images of shape (H, W, 3), got {tuple(shape[1:])}")
-    fixed = shape[1] if shape[1] is not None and shape[1] == shape[2] else None
-    if shape[1] != shape[2]:
-        raise AtlasError(f"model input must be square, got {tuple(shape[1:])}")
+    if len(shape) != 4 or shape[-1] is None:
+        raise AtlasError(f"model input must be images of shape (H, W, channels), got {tuple(shape[1:])}")
+    preprocess = preprocess or "raw"
+    if shape[-1] != 3 and preprocess in ("caffe", "torch"):
+        raise AtlasError(f"--preprocess {preprocess} needs 3 input channels; {label} takes {shape[-1]}")
+    digest = weights_digest(model)
+    trained = False if source == "random" else True if source == "imagenet" else \
+        (True if KNOWN_WEIGHTS.get(digest) else None)
     return LoadedModel(
         model=model,
-        name=_slug_name(model.name if path.suffix else name),
+        name=label,
         weights=source,
-        trained=source != "random",
-        weights_sha256=weights_digest(model),
-        preprocess=preprocess or "raw",
+        trained=trained,
+        weights_sha256=digest,
+        preprocess=preprocess,
         min_size=min_size,
-        fixed_size=fixed,
+        fixed_size=(shape[1], shape[2]),
+        source=origin,
+        channels=int(shape[-1]),
     )
+
+
+def _shown_path(path: Path) -> str:
+    """A model file's path as pages print it: relative to the working directory when inside it
+    (where its commands are run from), else absolute."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(resolved)
 
 
 def weights_digest(model: keras.Model) -> str:
@@ -254,19 +407,18 @@ def weights_digest(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
-def _slug_name(name: str) -> str:
-    return name.lower()
-
-
 def _application_name(name: str) -> str:
-    available = {n.lower(): n for n in dir(keras.applications) if n[:1].isupper()}
-    if name.lower() not in available:
-        close = difflib.get_close_matches(name.lower(), list(available), n=1)
+    """The ``keras.applications`` class for ``VGG16``, ``vgg16`` or ``mobilenet_v2`` (the
+    module's spelling)."""
+    available = {n.lower().replace("_", ""): n for n in dir(keras.applications) if n[:1].isupper()}
+    wanted = name.lower().replace("_", "")
+    if wanted not in available:
+        close = difflib.get_close_matches(wanted, list(available), n=1)
         hint = f"; did you mean {available[close[0]]!r}?" if close else ""
         raise AtlasError(
             f"unknown model {name!r}: not a keras.applications name nor a .keras/.h5 file{hint}"
         )
-    return available[name.lower()]
+    return available[wanted]
 
 
 def _load_application(app: str, weights: str, seed: int) -> tuple[keras.Model, str]:

@@ -127,32 +127,36 @@ def folder_set(path: Path) -> ImageSet:
                     tuple(NaturalImage(rel, p, rel, "") for rel, p in files))
 
 
-def load_image(source: Path | BinaryIO, size: int) -> np.ndarray | None:
-    """An image as the network sees it: EXIF orientation applied, RGB (transparency over white),
-    the shorter side resized to ``size`` (Lanczos), centre-cropped to a square.
+def load_image(source: Path | BinaryIO, size: int | tuple[int, int], channels: int = 3) -> np.ndarray | None:
+    """An image as the network sees it: EXIF orientation applied, RGB (transparency over white;
+    grayscale for one channel), resized (Lanczos) to cover ``size`` and centre-cropped to it.
 
     Args:
         source: A file path or a binary file object.
-        size: Side of the result in pixels.
+        size: Side of the result in pixels, or (height, width).
+        channels: 3 (RGB) or 1 (grayscale).
 
     Returns:
-        (size, size, 3) uint8, or None when the file is not a readable image (corrupt, truncated,
-        or a decompression bomb).
+        (height, width, channels) uint8, or None when the file is not a readable image (corrupt,
+        truncated, or a decompression bomb).
     """
+    th, tw = (size, size) if isinstance(size, int) else size
     try:
         with Image.open(source) as image:
-            image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale still >= size
+            image.draft("RGB", (tw, th))  # JPEG: decode at a reduced scale still >= size
             image = ImageOps.exif_transpose(image)
             if image.mode.startswith("I"):  # 16- or 32-bit greyscale
                 image = image.convert("I").point(lambda v: v / 256).convert("L")
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
                 image = image.convert("RGBA")
                 image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
-            image = image.convert("RGB")
+            image = image.convert("RGB" if channels == 3 else "L")
             w, h = image.size
-            side = min(w, h)
-            box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
-            return np.asarray(image.resize((size, size), Image.Resampling.LANCZOS, box=box), dtype="uint8")
+            # The largest centred box of the target's aspect: full width, or full height.
+            bw, bh = (w, w * th / tw) if tw * h >= th * w else (h * tw / th, h)
+            box = ((w - bw) / 2, (h - bh) / 2, (w + bw) / 2, (h + bh) / 2)
+            pixels = np.asarray(image.resize((tw, th), Image.Resampling.LANCZOS, box=box), dtype="uint8")
+            return pixels if pixels.ndim == 3 else pixels[..., None]
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError):
         return None
 

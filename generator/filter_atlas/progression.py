@@ -1,4 +1,4 @@
-"""The shallow-to-deep measurements: image statistics per layer and their chart as inline SVG.
+"""The shallow-to-deep measurements: image statistics per layer and their chart as inline SVGs.
 
 Spatial frequency: the energy-weighted mean radial frequency (cycles per pixel) of the
 Hann-windowed, mean-removed luminance spectrum. Colourfulness: Hasler & Süsstrunk (2003) on
@@ -74,58 +74,66 @@ class Series:
 class Panel:
     title: str
     series: Sequence[Series]
+    log: bool = False  # a log axis, for measures spanning decades (non-positive values are left out)
 
 
-PANEL_W, PANEL_H, PAD_L, PAD_B, PAD_T = 330, 230, 46, 74, 26
+PANEL_W, PANEL_H, PAD_L, PAD_B, PAD_T = 320, 250, 48, 84, 30
 
 
 def chart_svg(layers: Sequence[str], panels: Sequence[Panel]) -> str:
-    """Small multiples, two panels per row: one line per series over the layers, shallow to deep."""
-    rows = -(-len(panels) // 2)
-    width, height = 2 * PANEL_W, rows * PANEL_H + 24
-    parts = [f'<svg class="fa-chart" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-labelledby="fa-chart-title"><title id="fa-chart-title">Per-layer measurements, '
-             f'shallow to deep</title>']
-    for n, panel in enumerate(panels):
-        parts.append(_panel(panel, layers, (n % 2) * PANEL_W, (n // 2) * PANEL_H))
-    legend_y = rows * PANEL_H + 12
+    """Small multiples: one SVG per panel, one line per series over the layers, shallow to deep,
+    and a legend. The panels sit two to a row, one on a narrow screen (CSS ``.fa-chart``), and
+    are drawn at about their own size, so labels keep their size on a phone."""
+    parts = ['<div class="fa-chart">', *(_panel(panel, layers, n) for n, panel in enumerate(panels))]
     labels = {s.css: s.label for panel in panels for s in panel.series}
-    for n, (css, label) in enumerate(sorted(labels.items())):
-        x = PAD_L + n * 170
-        parts.append(f'<line class="{css}" x1="{x}" y1="{legend_y}" x2="{x + 24}" y2="{legend_y}"/>'
-                     f'<text x="{x + 30}" y="{legend_y + 4}">{escape(label)}</text>')
-    parts.append("</svg>")
+    parts.append('<p class="fa-chart-legend">' + " ".join(
+        f'<span><svg width="28" height="10" aria-hidden="true"><line class="{css}" x1="2" y1="5" x2="26" '
+        f'y2="5"/></svg> {escape(label)}</span>' for css, label in sorted(labels.items())) + "</p></div>")
     return "".join(parts)
 
 
-def _panel(panel: Panel, layers: Sequence[str], left: int, top: int) -> str:
+def _panel(panel: Panel, layers: Sequence[str], n: int) -> str:
     plot_w, plot_h = PANEL_W - PAD_L - 12, PANEL_H - PAD_T - PAD_B
-    values = [v for s in panel.series for v in s.values if v is not None]
-    top_value = _nice_ceiling(max(values, default=1.0))
+    values = [v for s in panel.series for v in s.values if v is not None and (v > 0 or not panel.log)]
+    if panel.log:
+        low = 10.0 ** np.floor(np.log10(min(values, default=1.0)))
+        high = 10.0 ** np.ceil(np.log10(max(values, default=10.0)))
+        high = high * 10 if high == low else high
+        ticks = [low * 10.0 ** k for k in range(round(np.log10(high / low)) + 1)]
+
+        def scale(v: float) -> float:
+            return float(np.log10(v / low) / np.log10(high / low))
+    else:
+        top = _nice_ceiling(max(values, default=1.0))
+        ticks = [0.0, top / 2, top]
+
+        def scale(v: float) -> float:
+            return v / top
 
     def x(i: int) -> float:
-        return left + PAD_L + (plot_w * (i + 0.5) / max(len(layers), 1))
+        return PAD_L + (plot_w * (i + 0.5) / max(len(layers), 1))
 
     def y(v: float) -> float:
-        return top + PAD_T + plot_h * (1 - v / top_value)
+        return PAD_T + plot_h * (1 - scale(v))
 
-    out = [f'<g><text class="fa-chart-title" x="{left + PAD_L}" y="{top + 14}">{escape(panel.title)}</text>']
-    for frac in (0, 0.5, 1):
-        v = top_value * frac
-        out.append(f'<line class="fa-grid-line" x1="{left + PAD_L}" y1="{y(v):.1f}" '
-                   f'x2="{left + PAD_L + plot_w}" y2="{y(v):.1f}"/>'
-                   f'<text class="fa-tick" x="{left + PAD_L - 4}" y="{y(v) + 4:.1f}">{v:g}</text>')
+    title = escape(panel.title + (" (log scale)" if panel.log else ""))
+    out = [f'<svg viewBox="0 0 {PANEL_W} {PANEL_H}" role="img" aria-labelledby="fa-chart-{n}">'
+           f'<title id="fa-chart-{n}">{title}, per layer, shallow to deep</title>'
+           f'<text class="fa-chart-title" x="{PAD_L}" y="16">{title}</text>']
+    for v in ticks:
+        out.append(f'<line class="fa-grid-line" x1="{PAD_L}" y1="{y(v):.1f}" x2="{PAD_L + plot_w}" '
+                   f'y2="{y(v):.1f}"/><text class="fa-tick" x="{PAD_L - 5}" y="{y(v) + 4:.1f}">{v:g}</text>')
     for i, name in enumerate(layers):
         label = name if len(name) <= 14 else name[:13] + "…"
-        out.append(f'<text class="fa-layer" transform="translate({x(i):.1f} {top + PAD_T + plot_h + 10}) '
+        out.append(f'<text class="fa-layer" transform="translate({x(i):.1f} {PAD_T + plot_h + 14}) '
                    f'rotate(-40)">{escape(label)}</text>')
     for s in panel.series:
-        points = [(x(i), y(v)) for i, v in enumerate(s.values) if v is not None]
+        points = [(x(i), y(v)) for i, v in enumerate(s.values) if v is not None and (v > 0 or not panel.log)]
         if len(points) > 1:
             out.append(f'<polyline class="{s.css}" points="'
                        + " ".join(f"{px:.1f},{py:.1f}" for px, py in points) + '"/>')
-        out.extend(f'<circle class="{s.css}" cx="{px:.1f}" cy="{py:.1f}" r="3"/>' for px, py in points)
-    out.append("</g>")
+        out.extend(f'<circle class="{s.css}" cx="{px:.1f}" cy="{py:.1f}" r="3.5"/>' for px, py in points)
+    out.append("</svg>")
     return "".join(out)
 
 

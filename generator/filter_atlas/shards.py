@@ -6,12 +6,29 @@ exactly the batches the unsharded run would, and merging gives byte-identical im
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AtlasError
-from .store import MANIFEST, FilterEntry, Manifest, ShardLabel, Store, atomic_write, digest, read_manifest
+from .store import (
+    LOCK,
+    MANIFEST,
+    FilterEntry,
+    Manifest,
+    ShardLabel,
+    Store,
+    atomic_write,
+    digest,
+    manifest_lock,
+    read_manifest,
+)
+
+Shards = list[tuple[Path, ShardLabel, Manifest]]
 
 
 @dataclass(frozen=True)
@@ -48,12 +65,44 @@ def partition(costs: list[float], count: int) -> list[int]:
 
 
 def merge(shard_dirs: list[Path], out: Path) -> int:
-    """Merge shard output trees into ``out``; returns the number of filters merged.
+    """Merge shard output trees into ``out``, all or nothing.
 
-    Every shard must come from the same plan, each of 1..n exactly once, and no filter may be
-    claimed with two different results.
+    Every shard must come from the same plan, each of 1..n exactly once, every file its manifest
+    lists must be there (and match its sha256), and no filter may be claimed with two different
+    results. The merged atlas (with whatever ``out`` held) is built in a folder beside ``out``,
+    then renamed into place, so ``out`` is never left half-written.
+
+    Args:
+        shard_dirs: the shards' output folders.
+        out: the merged atlas's folder; not a shard's folder nor inside one.
+
+    Returns:
+        The number of filters merged.
+
+    Raises:
+        AtlasError: in one line, naming the shard, file or folder at fault.
     """
     shards = [(directory, *_read_shard(directory)) for directory in shard_dirs]
+    _check_labels(shards)
+    _check_out(out, shard_dirs)
+    claimed: dict[tuple[str, str, int, str], str] = {}
+    for directory, _, manifest in shards:
+        for entry in manifest.filters:
+            result = f"{entry.key}:{entry.sha256}"
+            if claimed.setdefault(entry.identity, result) != result:
+                which = "/".join(map(str, entry.identity))
+                raise AtlasError(f"conflicting results for {which} in {directory}")
+            _check_files(directory, entry)
+    try:
+        _stage_and_swap(shards, out.resolve())
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise AtlasError(f"cannot merge into {out}: {exc.strerror or exc}{where}") from exc
+    return sum(len(manifest.filters) for _, _, manifest in shards)
+
+
+def _check_labels(shards: Shards) -> None:
+    """Refuse shards of different plans or counts, a shard given twice, or one missing."""
     if len({label.plan for _, label, _ in shards}) != 1:
         raise AtlasError("shards come from different plans (settings differ); render them again")
     count = shards[0][1].count
@@ -68,25 +117,76 @@ def merge(shard_dirs: list[Path], out: Path) -> int:
     if missing:
         raise AtlasError(f"missing shard(s) {', '.join(f'{i}/{count}' for i in missing)}")
 
-    claimed: dict[tuple[str, str, int, str], str] = {}
-    for directory, _, manifest in shards:
-        for entry in manifest.filters:
-            result = f"{entry.key}:{entry.sha256}"
-            if claimed.setdefault(entry.identity, result) != result:
-                which = "/".join(map(str, entry.identity))
-                raise AtlasError(f"conflicting results for {which} in {directory}")
-            for rel, sha in _files(entry):
-                if sha is not None and hashlib.sha256((directory / rel).read_bytes()).hexdigest() != sha:
-                    raise AtlasError(f"{directory / rel} does not match its manifest entry")
 
-    store = Store(out)
-    for directory, _, manifest in sorted(shards, key=lambda shard: shard[1].index):
-        for entry in manifest.filters:
-            for rel, _ in _files(entry):
-                atomic_write(store.inside(rel), (directory / rel).read_bytes())
-        store.adopt(manifest)
-    store.save()
-    return sum(len(manifest.filters) for _, _, manifest in shards)
+def _check_out(out: Path, shard_dirs: list[Path]) -> None:
+    """Refuse an ``out`` that is a file, lies in a shard, or holds a manifest that cannot be read."""
+    for directory in shard_dirs:
+        if out.resolve().is_relative_to(directory.resolve()):
+            raise AtlasError(f"--out {out} is inside shard {directory}: merge into another folder")
+    if out.exists() and not out.is_dir():
+        raise AtlasError(f"--out {out} is a file, not a directory")
+    if (out / MANIFEST).exists():
+        try:
+            read_manifest(out)
+        except AtlasError as exc:
+            raise AtlasError(f"{exc}; move it away") from exc
+
+
+def _check_files(directory: Path, entry: FilterEntry) -> None:
+    """Refuse a shard's filter whose files are missing, empty or do not match their sha256."""
+    for rel, sha in _files(entry):
+        path = directory / rel
+        if not path.is_file() or not path.stat().st_size:
+            raise AtlasError(f"{path} is missing or empty, yet {directory / MANIFEST} lists it")
+        if sha is not None and hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            raise AtlasError(f"{path} does not match its manifest entry")
+
+
+def _stage_and_swap(shards: Shards, out: Path) -> None:
+    """Build the merged atlas in a new folder beside ``out`` (starting from ``out``'s files, hard
+    linked), then put it in ``out``'s place; the folder is removed if anything fails."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.merge-"))
+    stage.chmod(0o755)  # mkdtemp makes 0700; an atlas is served and shared (a copied out keeps its own)
+    try:
+        with manifest_lock(out) if out.is_dir() else contextlib.nullcontext():
+            if out.is_dir():
+                shutil.copytree(out, stage, ignore=shutil.ignore_patterns(LOCK, "*.tmp"),
+                                copy_function=_link, dirs_exist_ok=True)
+            store = Store(stage)
+            for directory, _, manifest in sorted(shards, key=lambda shard: shard[1].index):
+                for entry in manifest.filters:
+                    for rel, _ in _files(entry):
+                        atomic_write(store.inside(rel), (directory / rel).read_bytes())
+                store.adopt(manifest)
+            store.save()
+            _swap(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _link(source: str, target: str) -> None:
+    """Hard-link ``source`` at ``target`` (files are only ever replaced, never changed in place),
+    or copy it where links are not possible."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _swap(stage: Path, out: Path) -> None:
+    """Rename ``stage`` to ``out``, moving aside and then removing what ``out`` held."""
+    if not out.exists():
+        os.rename(stage, out)
+        return
+    old = stage.with_name(f"{stage.name}-old")
+    os.rename(out, old)
+    try:
+        os.rename(stage, out)
+    except OSError:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _files(entry: FilterEntry) -> list[tuple[str, str | None]]:

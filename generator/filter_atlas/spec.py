@@ -21,7 +21,51 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-WEIGHTS_ENV = "FILTER_ATLAS_WEIGHTS"
+WEIGHTS_ENV = "FILTER_ATLAS_WEIGHTS"  # the default model's weights file (VGG16's, offline)
+DEFAULT_MODEL = "vgg16"
+MAX_SIDE = 4096  # the largest image side accepted: memory grows with the area, so check first
+
+
+Size = tuple[int, int]  # (height, width) in pixels
+
+
+def as_size(size: int | Size) -> Size:
+    """``224`` or ``(96, 160)`` -> (height, width)."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def size_text(size: int | Size) -> str:
+    """``224`` for a square, ``96x160`` (height x width) otherwise."""
+    h, w = as_size(size)
+    return str(h) if h == w else f"{h}x{w}"
+
+
+def parse_size(value: int | str | list[int] | tuple[int, ...], flag: str = "--size") -> tuple[int, int]:
+    """``224``, ``"224"``, ``"96x160"``, ``"96,160"`` or ``[96, 160]`` -> (height, width).
+
+    Args:
+        value: One side for a square, or height and width.
+        flag: How the error names the setting.
+
+    Returns:
+        (height, width); anything else, a side below 1 or above ``MAX_SIDE`` is an AtlasError.
+    """
+    parts: list = [value] if isinstance(value, int) else list(value) if isinstance(value, (list, tuple)) \
+        else [p.strip() for p in str(value).lower().replace("x", ",").split(",")]
+    try:
+        sides = [int(p) for p in parts]
+    except (TypeError, ValueError):
+        sides = []
+    if len(sides) not in (1, 2) or any(isinstance(p, bool) for p in parts):
+        raise AtlasError(f"{flag} must be a side such as 224 or height x width such as 96x160, got {value!r}")
+    h, w = sides * 2 if len(sides) == 1 else sides
+    if min(h, w) <= 0:
+        raise AtlasError(f"{flag} must be positive, got {value}")
+    if max(h, w) > MAX_SIDE:
+        raise AtlasError(f"{flag} {value} is above the maximum side of {MAX_SIDE} px")
+    return h, w
+
+
 VIEWS = ("channel", "negative", "neuron", "diversity", "examples")  # see views.py
 
 
@@ -80,6 +124,18 @@ class Selection:
         rng = np.random.default_rng([seed, zlib.crc32(layer.encode())])
         return sorted(int(i) for i in rng.choice(n_filters, self.sample, replace=False))
 
+    def notes(self, layer: str, n_filters: int) -> list[str]:
+        """What ``pick`` does that the user may not expect, one line each (repeats dropped, a
+        sample as large as the layer)."""
+        out = []
+        if self.indices is not None and len(set(self.indices)) < len(self.indices):
+            twice = sorted({i for i in self.indices if self.indices.count(i) > 1})
+            out.append(f"--filters names {', '.join(map(str, twice))} more than once; each is rendered once")
+        if self.sample is not None and self.sample >= n_filters:
+            out.append(f"--sample {self.sample} is not below {layer}'s {n_filters} filters; "
+                       "rendering all of them")
+        return out
+
     def describe(self) -> str:
         if self.indices is not None:
             return "filters " + ",".join(map(str, self.indices))
@@ -90,30 +146,28 @@ class Selection:
 class AtlasSpec:
     """Everything that decides which images are rendered and how."""
 
-    model: str = "vgg16"
+    model: str = DEFAULT_MODEL
     weights: str = "imagenet"
     layers: tuple[str, ...] = ()
     selection: Selection = field(default_factory=Selection)
     recipe: str = "lucid"
-    size: int = 224
+    size: tuple[int, int] | None = None  # (height, width); None: the model's own, else 224
     steps: int | None = None
     seed: int = 0
     out: Path = Path("docs/atlas")
     preprocess: str | None = None
     batch: int = 16
     views: tuple[str, ...] = VIEWS
-    views_size: int | None = None  # side of the extra views (negative, neuron, diversity); None: size
+    views_size: tuple[int, int] | None = None  # of the extra views (negative, neuron, diversity); None: size
     examples: Path | None = None  # folder of natural images; None: the bundled photos
 
     def validate(self) -> AtlasSpec:
         if self.steps is not None and self.steps <= 0:
             raise AtlasError(f"--steps must be positive, got {self.steps}")
-        if self.size <= 0:
-            raise AtlasError(f"--size must be positive, got {self.size}")
+        if self.seed < 0:
+            raise AtlasError(f"--seed must be 0 or more, got {self.seed}")
         if self.batch <= 0:
             raise AtlasError(f"--batch must be positive, got {self.batch}")
-        if self.views_size is not None and self.views_size <= 0:
-            raise AtlasError(f"--views-size must be positive, got {self.views_size}")
         if self.selection.sample is not None and self.selection.sample <= 0:
             raise AtlasError(f"--sample must be positive, got {self.selection.sample}")
         return self
@@ -127,21 +181,32 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "sample": (int,),
     "filters": (str, list),
     "recipe": (str,),
-    "size": (int,),
+    "size": (int, str, list),
     "steps": (int,),
     "seed": (int,),
     "out": (str,),
     "preprocess": (str,),
     "batch": (int,),
     "views": (list, str),
-    "views_size": (int,),
+    "views_size": (int, str, list),
     "examples": (str,),
 }
 
 
-def read_config(pyproject: Path) -> dict[str, Any]:
-    """The ``[tool.filter-atlas]`` table of ``pyproject`` ({} when the file or table is absent)."""
+def read_config(pyproject: Path, required: bool = False) -> dict[str, Any]:
+    """The ``[tool.filter-atlas]`` table of ``pyproject``.
+
+    Args:
+        pyproject: The file.
+        required: Whether a missing file is an error (a ``--config`` the user named) rather
+            than no configuration (the default ``./pyproject.toml``).
+
+    Returns:
+        The table; {} when the table is absent (or the file, unless required).
+    """
     if not pyproject.is_file():
+        if required:
+            raise AtlasError(f"--config {pyproject}: no such file")
         return {}
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
@@ -162,16 +227,23 @@ def read_config(pyproject: Path) -> dict[str, Any]:
             raise AtlasError(f"{pyproject}: [tool.filter-atlas] {key} must be {names}")
         if key == "layers" and not all(isinstance(v, str) for v in value):
             raise AtlasError(f"{pyproject}: [tool.filter-atlas] layers must be a list of names")
+        if key in ("size", "views_size"):
+            try:
+                parse_size(value, key)
+            except AtlasError as exc:
+                raise AtlasError(f"{pyproject}: [tool.filter-atlas] {exc}") from exc
     return table
 
 
 def build_spec(config: dict[str, Any], overrides: dict[str, Any]) -> AtlasSpec:
     """Merge config and CLI overrides (``None`` means 'not given') into a validated spec.
 
-    Weights precedence: ``--weights`` flag, then ``$FILTER_ATLAS_WEIGHTS``, then the config.
+    Weights precedence: ``--weights`` flag, then ``$FILTER_ATLAS_WEIGHTS`` (for the default
+    model, VGG16, only: it names that model's weights file), then the config.
     """
     merged = {**config, **{k: v for k, v in overrides.items() if v is not None}}
-    if overrides.get("weights") is None and os.environ.get(WEIGHTS_ENV):
+    if overrides.get("weights") is None and os.environ.get(WEIGHTS_ENV) \
+            and str(merged.get("model", DEFAULT_MODEL)).lower() == DEFAULT_MODEL:
         merged["weights"] = os.environ[WEIGHTS_ENV]
     selection = _selection(overrides) or _selection(config) or Selection()
     layers = merged.get("layers", ())
@@ -184,6 +256,9 @@ def build_spec(config: dict[str, Any], overrides: dict[str, Any]) -> AtlasSpec:
             kwargs[name] = Path(kwargs[name])
     if "views" in kwargs:
         kwargs["views"] = parse_views(kwargs["views"])
+    for name, flag in (("size", "--size"), ("views_size", "--views-size")):
+        if kwargs.get(name) is not None:
+            kwargs[name] = parse_size(kwargs[name], flag)
     return replace(AtlasSpec(**kwargs), layers=tuple(layers), selection=selection).validate()
 
 

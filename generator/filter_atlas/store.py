@@ -7,7 +7,9 @@ is intact is skipped, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import io
@@ -16,6 +18,7 @@ import os
 import re
 import tempfile
 import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
@@ -26,17 +29,30 @@ from PIL import Image
 from .errors import AtlasError
 
 MANIFEST = "manifest.json"
+LOCK = ".manifest.lock"  # exists only while a process writes the manifest
 SCHEMA = 1
 THUMB_SIDE = 112
 SMALL_VIEW = 168  # view images up to this side are their own thumbnails (a 112 px copy saves little)
 
 
+_SAFE = re.compile(r"[a-z0-9_-]{1,64}")  # lower case: no two names meet on a case-blind disk
+
+
 def slug(name: str) -> str:
-    """A safe single path component for a model or layer name."""
-    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")
-    if not cleaned:
-        return "x" + hashlib.sha256(name.encode()).hexdigest()[:8]
-    return cleaned
+    """A single path component for a model, layer or recipe name, distinct for distinct names.
+
+    Args:
+        name: any name.
+
+    Returns:
+        ``name`` itself when it is a safe component (lower-case letters, digits, ``_`` and ``-``,
+        up to 64), else its cleaned form plus the first 8 hex digits of its sha256
+        (``a b c`` -> ``a_b_c-<hash>``), so that ``a b c`` and ``a_b_c`` never share a folder.
+    """
+    if _SAFE.fullmatch(name):
+        return name
+    cleaned = re.sub(r"[^a-z0-9_-]+", "_", name.lower()).strip("_")[:48] or "x"
+    return f"{cleaned}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def digest(data: Any) -> str:
@@ -44,10 +60,15 @@ def digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+def pil_image(image: np.ndarray) -> Image.Image:
+    """A uint8 (H, W, C) array as a Pillow image: one channel is grayscale, three are RGB."""
+    return Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image)
+
+
 def png_bytes(image: np.ndarray) -> bytes:
-    """Deterministic PNG encoding (no metadata, no timestamps)."""
+    """Deterministic PNG encoding (no metadata, no timestamps); one channel is saved as grayscale."""
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", optimize=False, compress_level=9)
+    pil_image(image).save(buffer, format="PNG", optimize=False, compress_level=9)
     return buffer.getvalue()
 
 
@@ -55,28 +76,100 @@ def webp_bytes(image: np.ndarray) -> bytes:
     """The extra views' encoding: lossy WebP (quality 90, slowest method), about a fifth of a PNG's
     bytes; deterministic for one libwebp version."""
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="WEBP", quality=90, method=6)
+    pil_image(image).save(buffer, format="WEBP", quality=90, method=6)
     return buffer.getvalue()
 
 
 def thumbnail(image: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
-    return np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.LANCZOS))
+    """``image`` resized (Lanczos) so that its longer side is ``side``; the aspect is kept."""
+    h, w = image.shape[:2]
+    scale = side / max(h, w)
+    size = (side, side) if h == w else (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(pil_image(image).resize(size, Image.Resampling.LANCZOS))
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
+
+    Args:
+        path: the file to (re)place; its folder is made if need be.
+        data: the file's new contents.
+
+    Raises:
+        AtlasError: naming the path and the reason when the disk refuses (no space, a file where
+            a folder should be, no permission); the temporary file is removed.
+    """
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; these files are meant to be served and shared
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AtlasError(f"cannot write {path}: cannot make folder {exc.filename}: {exc.strerror}") from exc
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise AtlasError(f"cannot write {path}: {exc.strerror}") from exc
+    try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(fd, 0o644)  # mkstemp makes 0600; these files are meant to be served and shared
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise AtlasError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
+
+
+@contextlib.contextmanager
+def manifest_lock(root: Path) -> Iterator[None]:
+    """Hold the exclusive lock of the atlas in ``root`` for the block (``flock`` on ``root/LOCK``).
+
+    The holder removes the lock file on release, so no lock file stays in the atlas; a process
+    that wakes up holding a removed file tries again with the current one.
+
+    Args:
+        root: the atlas folder (it must exist).
+    """
+    path = root / LOCK
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise AtlasError(f"cannot lock {path}: {exc.strerror}") from exc
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _is_file_at(fd, path):
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        if _is_file_at(fd, path):
+            path.unlink()
+        os.close(fd)  # releases the lock
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the file now at ``path``."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (own.st_dev, own.st_ino) == (found.st_dev, found.st_ino)
+
+
+def _pixels(path: Path, sha: str | None = None) -> np.ndarray | None:
+    """The pixels of the image file ``path`` (as ``png_bytes`` got them); None when it is missing,
+    empty, undecodable or its sha256 is not ``sha``."""
+    try:
+        data = path.read_bytes()
+        if sha and hashlib.sha256(data).hexdigest() != sha:
+            return None
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image)
+    except Exception:  # OSError for the file; PIL signals bad data with many exception types
+        return None
 
 
 @dataclass(frozen=True)
@@ -101,6 +194,7 @@ class ImageView:
     run: str
     crop: tuple[int, ...] | None = None
     radius90: float | None = None  # neuron: radius (px) holding 90% of the deviation from grey
+    width: int | None = None  # a non-square image's width (``size`` is then its height)
 
     def files(self) -> list[tuple[str, str | None]]:
         """(path, sha256 or None) of every file the view lists."""
@@ -122,6 +216,7 @@ class ImagesView:
     key: str
     sha256: tuple[str, ...]
     run: str
+    width: int | None = None  # a non-square image's width (``size`` is then its height)
 
     def files(self) -> list[tuple[str, str | None]]:
         return [*zip(self.images, self.sha256, strict=True), *((t, None) for t in self.thumbnails)]
@@ -146,6 +241,7 @@ class ExamplesView:
     key: str
     top: tuple[ExamplePatch, ...]
     bottom: tuple[ExamplePatch, ...]
+    width: int | None = None  # a non-square image's width (``size`` is then its height)
 
     def files(self) -> list[tuple[str, str | None]]:
         return [(p.image, None) for p in (*self.top, *self.bottom)]
@@ -203,6 +299,7 @@ class NaturalSetRecord:
     skipped: int  # unreadable files
     images: tuple[NaturalImageRecord, ...]  # every image used, for sets under LISTED images
     key: str = ""  # digest of the images' names and contents and the size (atlas._set_key)
+    width: int | None = None  # measured at a non-square size (``size`` is then its height)
 
 
 @dataclass(frozen=True)
@@ -222,12 +319,13 @@ class FilterEntry:
     activation: float
     natural_activation: float  # the best over the natural photos
     dead: bool
-    trained: bool
+    trained: bool | None  # None: weights from a file, not known to be trained
     seconds: float
     key: str  # cache key: digest of everything that determines the image
     sha256: str | None  # of the image file; None for a dead filter
     run: str  # a key of Manifest.runs
     views: Views | None = None  # absent from manifests before the views
+    width: int | None = None  # a non-square image's width (``size`` is then its height)
 
     @property
     def identity(self) -> tuple[str, str, int, str]:
@@ -252,10 +350,13 @@ class ModelRecord:
     name: str
     weights: str  # 'imagenet', 'random' or 'file:<name>'
     weights_sha256: str
-    trained: bool
+    trained: bool | None  # None: weights from a file, not known to be trained
     preprocess: str
-    input_size: int
+    input_size: int  # the input's height (and width, unless ``input_width`` says otherwise)
     layers: tuple[ConvLayerRecord, ...]
+    source: str | None = None  # the model file's absolute path or the keras.applications name
+    input_width: int | None = None  # for a non-square input
+    weights_file_sha256: str | None = None  # sha256 of the file the weights were read from, if any
 
 
 @dataclass(frozen=True)
@@ -378,20 +479,35 @@ class Store:
     def __init__(self, root: Path):
         self.root = root
         self._check_writable()
+        self._seen = self._signature()  # before reading: a manifest saved meanwhile is merged later
         manifest = self._load()
         self.models = dict(manifest.models)
         self.runs = dict(manifest.runs)
         self.shard = manifest.shard
         self.naturals = manifest.naturals
         self._by_id = {e.identity: e for e in manifest.filters}
+        # What this store changed since it last saved: kept over what other processes saved meanwhile.
+        self._changed: dict[tuple[str, str, int, str], set[str]] = {}  # identity -> "entry" or views
+        self._changed_models: set[str] = set()
+        self._changed_meta: set[str] = set()  # "naturals", "shard"
 
     def _check_writable(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise AtlasError(f"--out {self.root} is a file, not a directory")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.root):
                 pass
         except OSError as exc:
             raise AtlasError(f"output directory {self.root} is not writable: {exc.strerror}") from exc
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        """Which ``manifest.json`` is on disk (inode, mtime, size; every save makes a new file)."""
+        try:
+            found = (self.root / MANIFEST).stat()
+        except FileNotFoundError:
+            return None
+        return found.st_ino, found.st_mtime_ns, found.st_size
 
     def _load(self) -> Manifest:
         if not (self.root / MANIFEST).exists():
@@ -418,8 +534,29 @@ class Store:
         return image.is_file() and hashlib.sha256(image.read_bytes()).hexdigest() == entry.sha256
 
     def describe_model(self, slug_: str, record: dict[str, Any]) -> None:
-        """Record (or refresh) what the manifest says about a model (a ``ModelRecord`` as a dict)."""
-        self.models[slug_] = parse(ModelRecord, record, f"models.{slug_}")
+        """Record (or refresh) what the manifest says about a model.
+
+        Args:
+            slug_: the model's key in the manifest.
+            record: a ``ModelRecord`` as a dict.
+
+        Raises:
+            AtlasError: the atlas already holds a model ``slug_`` from another source.
+        """
+        model = parse(ModelRecord, record, f"models.{slug_}")
+        self._check_source(slug_, self.models.get(slug_), model)
+        self.models[slug_] = model
+        self._changed_models.add(slug_)
+
+    def _check_source(self, slug_: str, held: ModelRecord | None, model: ModelRecord) -> None:
+        """Refuse ``model`` where ``held``, of the same slug, comes from another known source."""
+        if held and held.source and model.source and held.source != model.source:
+            raise AtlasError(f"{self.root} already holds model {slug_!r} from {held.source}; "
+                             "use another --out or rename the file")
+
+    def _touch(self, identity: tuple[str, str, int, str], *parts: str) -> None:
+        """Note that this store changed ``parts`` ("entry" or a view's name) of a filter."""
+        self._changed.setdefault(identity, set()).update(parts)
 
     def put(self, run: dict[str, Any], entries: list[tuple[dict[str, Any], np.ndarray]]) -> None:
         """Write each live filter's image and thumbnail, then the manifest that lists them.
@@ -442,6 +579,7 @@ class Store:
                                 record.size, record.steps, record.seconds, record.key, record.sha256, run_id)
             views = replace(old.views if old and old.views else Views(), channel=channel)
             self._by_id[record.identity] = replace(record, views=views)
+            self._touch(record.identity, "entry", "channel")
         self.save()
 
     def entry(self, identity: tuple[str, str, int, str]) -> FilterEntry | None:
@@ -502,27 +640,36 @@ class Store:
             record = dict(record, sha256=hashes.get(record["image"]))
         parsed = parse(VIEW_RECORDS[view], record, f"views.{view}")
         self._by_id[identity] = replace(entry, views=replace(entry.views or Views(), **{view: parsed}))
+        self._touch(identity, view)
 
     def set_naturals(self, record: dict[str, Any]) -> None:
         """Record the natural image set in use (a ``NaturalSetRecord`` as a dict)."""
         self.naturals = parse(NaturalSetRecord, record, "naturals")
+        self._changed_meta.add("naturals")
 
     def set_natural_activation(self, identity: tuple[str, str, int, str], value: float) -> None:
         """Update a filter's best natural activation (the natural set changed; pixels did not)."""
         entry = self._by_id[identity]
         if entry.natural_activation != value:
             self._by_id[identity] = replace(entry, natural_activation=value)
+            self._touch(identity, "entry", "channel")
 
     def adopt(self, manifest: Manifest) -> None:
         """Take another manifest's models, runs and entries (their images already in place)."""
         self.models.update(manifest.models)
+        self._changed_models.update(manifest.models)
         self.runs.update(manifest.runs)
-        self.naturals = manifest.naturals or self.naturals
-        self._by_id.update((e.identity, e) for e in manifest.filters)
+        if manifest.naturals:
+            self.naturals = manifest.naturals
+            self._changed_meta.add("naturals")
+        for entry in manifest.filters:
+            self._by_id[entry.identity] = entry
+            self._touch(entry.identity, "entry", *VIEW_NAMES)
 
     def mark_shard(self, info: dict[str, Any]) -> None:
         """Label this tree as one shard of a sharded render (a ``ShardLabel`` as a dict)."""
         self.shard = parse(ShardLabel, info, "shard")
+        self._changed_meta.add("shard")
 
     def inside(self, rel: str) -> Path:
         """``root / rel``, refusing any path that would land outside the root."""
@@ -531,8 +678,71 @@ class Store:
             raise AtlasError(f"refusing to write outside {self.root}: {rel}")
         return path
 
+    def repair_thumbnails(self) -> int:
+        """Rebuild each thumbnail that is missing, empty or undecodable from its intact image, as
+        it was first made: ``thumbnail()``, then PNG (channel view) or WebP (the other views).
+
+        Returns:
+            The number of thumbnails rebuilt. One whose image is damaged too is left alone: the
+            freshness checks render that filter again.
+        """
+        rebuilt = 0
+        for image, thumb, sha, encode in self._thumbnailed():
+            if thumb != image and _pixels(self.root / thumb) is None:
+                pixels = _pixels(self.root / image, sha)
+                if pixels is not None:
+                    atomic_write(self.inside(thumb), encode(thumbnail(pixels)))
+                    rebuilt += 1
+        return rebuilt
+
+    def _thumbnailed(self) -> Iterator[tuple[str, str, str | None, Callable[[np.ndarray], bytes]]]:
+        """(image, thumbnail, the image's sha256, encoding) of every listed image with a thumbnail."""
+        for entry in self._by_id.values():
+            if entry.image and entry.thumbnail:
+                yield entry.image, entry.thumbnail, entry.sha256, png_bytes
+            views = entry.views or Views()
+            for view in (views.negative, views.neuron):
+                if view and view.image and view.thumbnail:
+                    yield view.image, view.thumbnail, view.sha256, webp_bytes
+            if views.diversity:
+                rows = zip(views.diversity.images, views.diversity.thumbnails, views.diversity.sha256,
+                           strict=False)
+                yield from ((image, thumb, sha, webp_bytes) for image, thumb, sha in rows)
+
     def save(self) -> None:
-        """Write ``manifest.json``: entries sorted by identity, only the runs they name."""
+        """Write ``manifest.json`` under the atlas's lock, merged with what other processes saved.
+
+        The manifest on disk is read again first: its entries, views, models and runs are kept,
+        except those this store changed, where this store's win. Entries are sorted by identity,
+        and only the runs they name are kept.
+        """
+        with manifest_lock(self.root):
+            if self._signature() not in (None, self._seen):  # another process saved since
+                self._merge(self._load())
+            self._write()
+            self._seen = self._signature()
+        self._changed.clear()
+        self._changed_models.clear()
+        self._changed_meta.clear()
+
+    def _merge(self, theirs: Manifest) -> None:
+        """Adopt what the manifest on disk (``theirs``) holds, except what this store changed."""
+        for name, model in theirs.models.items():
+            if name in self._changed_models:
+                self._check_source(name, model, self.models[name])
+            else:
+                self.models[name] = model
+        self.runs = {**theirs.runs, **self.runs}
+        if "naturals" not in self._changed_meta:
+            self.naturals = theirs.naturals or self.naturals
+        if "shard" not in self._changed_meta:
+            self.shard = theirs.shard or self.shard
+        for entry in theirs.filters:
+            ours, parts = self._by_id.get(entry.identity), self._changed.get(entry.identity)
+            self._by_id[entry.identity] = _combine(ours, entry, parts) if ours and parts else entry
+
+    def _write(self) -> None:
+        """Write this store's manifest, atomically."""
         filters = tuple(self._by_id[k] for k in sorted(self._by_id))
         used = {e.run for e in filters} | {r for e in filters if e.views for r in e.views.runs()}
         manifest = Manifest(SCHEMA, {k: v for k, v in self.runs.items() if k in used}, filters, self.models,
@@ -544,4 +754,31 @@ class Store:
                 del entry["views"]
             else:
                 entry["views"] = {k: v for k, v in entry["views"].items() if v is not None}
+        _drop_unset(data)
         atomic_write(self.root / MANIFEST, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+
+
+OPTIONAL = frozenset({"source", "width", "input_width", "weights_file_sha256"})  # left out when None
+
+
+def _drop_unset(data: Any) -> None:
+    """Remove the ``OPTIONAL`` fields that are None from a manifest's dicts, at any depth, so a
+    square image or a model of unknown source writes the manifest it always did."""
+    if isinstance(data, dict):
+        for name in [k for k in OPTIONAL if k in data and data[k] is None]:
+            del data[name]
+        for value in data.values():
+            _drop_unset(value)
+    elif isinstance(data, list | tuple):
+        for value in data:
+            _drop_unset(value)
+
+
+def _combine(ours: FilterEntry, theirs: FilterEntry, parts: set[str]) -> FilterEntry:
+    """One filter as two processes saved it: the ``parts`` this one changed ("entry", or a view's
+    name) from ``ours``, the rest from ``theirs`` (from ``ours`` where ``theirs`` lacks a view)."""
+    mine, other = ours.views or Views(), theirs.views or Views()
+    views = {name: getattr(mine, name) if name in parts else getattr(other, name) or getattr(mine, name)
+             for name in VIEW_NAMES}
+    base = ours if "entry" in parts else theirs
+    return replace(base, views=Views(**views) if any(views.values()) else None)

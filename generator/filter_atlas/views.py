@@ -14,11 +14,15 @@ The names and their order are ``spec.VIEWS``.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .engine.objectives import Objective, channel, diversity, neuron
 from .errors import AtlasError
+
+if TYPE_CHECKING:
+    from .models import FieldGeometry
 
 RENDERED = ("negative", "neuron", "diversity")  # rendered here; channel is the atlas's own pass
 DIVERSE = 4  # images of the diversity view
@@ -64,34 +68,43 @@ def images_per_filter(view: str) -> int:
     return DIVERSE if view == "diversity" else 1
 
 
-def centre_box(size: int, output_side: int, field: int, jump: int, start: float) -> tuple[int, int, int, int]:
+def centre_box(size: tuple[int, int], output: tuple[int, int], geometry: FieldGeometry
+               ) -> tuple[int, int, int, int]:
     """The input box [x0, y0, x1, y1) that the centre position of a layer's map sees, clamped.
 
     Args:
-        size: Image side in pixels.
-        output_side: The layer's map side at that size.
-        field: Receptive field side in pixels.
-        jump: Input pixels between neighbouring positions.
-        start: Input coordinate of position 0's centre.
+        size: Image (height, width) in pixels.
+        output: The layer's map (height, width) at that size.
+        geometry: The layer's ``models.receptive_geometry``.
 
     Returns:
         The box, clamped to the image.
     """
-    centre = start + (output_side // 2) * jump
-    low = math.floor(centre - (field - 1) / 2)
-    lo, hi = max(0, low), min(size, low + field)
-    return lo, lo, hi, hi
+    spans = []
+    for axis in (1, 0):  # columns (x), then rows (y)
+        centre = geometry.start[axis] + (output[axis] // 2) * geometry.jump[axis]
+        low = math.floor(centre - (geometry.field[axis] - 1) / 2)
+        spans.append((max(0, low), min(size[axis], low + geometry.field[axis])))
+    (x0, x1), (y0, y1) = spans
+    return x0, y0, x1, y1
 
 
-def neuron_crop(size: int, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+def box_centre(output: tuple[int, int], geometry: FieldGeometry) -> tuple[float, float]:
+    """The centre (x, y) in pixel coordinates of the centre position's receptive field."""
+    return tuple(geometry.start[axis] + (output[axis] // 2) * geometry.jump[axis] + 0.5 for axis in (1, 0))
+
+
+def neuron_crop(size: tuple[int, int], box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     """What the neuron view saves: the receptive-field box with a margin of half its side on
-    every side (at least 32 px in all), clamped, so the pattern is seen with its surround."""
+    every side (at least 32 px in all), clamped to the image (height, width), so the pattern is
+    seen with its surround."""
     x0, y0, x1, y1 = box
-    side = max(32, 2 * (x1 - x0))
+    side = max(32, 2 * max(x1 - x0, y1 - y0))
+    h, w = size
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    lo_x = int(min(max(0, round(cx - side / 2)), max(0, size - side)))
-    lo_y = int(min(max(0, round(cy - side / 2)), max(0, size - side)))
-    return lo_x, lo_y, min(size, lo_x + side), min(size, lo_y + side)
+    lo_x = int(min(max(0, round(cx - side / 2)), max(0, w - side)))
+    lo_y = int(min(max(0, round(cy - side / 2)), max(0, h - side)))
+    return lo_x, lo_y, min(w, lo_x + side), min(h, lo_y + side)
 
 
 def radius90(image: np.ndarray, centre: tuple[float, float]) -> float:

@@ -22,6 +22,7 @@ import numpy as np
 from keras import ops
 
 from ..errors import AtlasError
+from . import targets
 
 
 @dataclass(frozen=True)
@@ -183,36 +184,6 @@ def total_variation(beta: float = 2.0) -> Objective:
 
 # The values, traced inside the compiled step. ---------------------------------------------------
 
-def preact(features, conv, kernel, bias):
-    """A conv layer's convolution plus bias, without its activation: (B, H, W, filters)."""
-    maps = conv.convolution_op(features, kernel)
-    return maps if bias is None else maps + bias
-
-
-def own_filter_preact(features, conv, kernel, bias, indices):
-    """Pre-activation maps (B, H, W, J) of each image's own filters: image b, slot j gets filter
-    ``indices[b, j]``.
-
-    When that is cheaper, only those B * J filters are convolved (then each image keeps its own);
-    grouped convolutions and large selections compute every filter, then select.
-    """
-    b, j = indices.shape
-    n = kernel.shape[-1]
-    if conv.groups == 1 and b * j < n:
-        flat = ops.reshape(indices, (-1,))
-        kernel = ops.take(kernel, flat, axis=-1)
-        bias = None if bias is None else ops.take(bias, flat)
-        select = ops.reshape(ops.eye(b * j, dtype=kernel.dtype), (b * j, b, j))
-        return ops.einsum("bhwk,kbj->bhwj", preact(features, conv, kernel, bias), select)
-    return select_filters(preact(features, conv, kernel, bias), indices)
-
-
-def select_filters(maps, indices):
-    """Maps (B, H, W, C) -> (B, H, W, J): image b, slot j keeps channel ``indices[b, j]``."""
-    one_hot = ops.one_hot(indices, maps.shape[-1], dtype=maps.dtype)  # (B, J, C)
-    return ops.einsum("bhwc,bjc->bhwj", maps, one_hot)
-
-
 def channel_mean(maps):
     """Mean over positions of each image's map (B, H, W): one value per image."""
     return ops.mean(maps, axis=(1, 2))
@@ -264,14 +235,14 @@ def tv_value(x, beta: float):
     return ops.sum(ops.power(down + right, beta / 2.0), axis=(1, 2, 3)) / n
 
 
-def evaluate(template: tuple, x, features, conv, kernel, bias, indices, weights, groups, redirect):
+def evaluate(template: tuple, x, features, conv, target, indices, weights, groups, redirect):
     """Every image's objective value (B,) for a batch sharing ``template``.
 
     Args:
         template: The terms' templates (``Objective.template()``).
         x: The model input (preprocessed images), for the input terms.
         features: The target layer's input (``None`` when no term reads a layer).
-        conv, kernel, bias: The target conv layer and its weights.
+        conv, target: The target layer and its weights (``targets.weights``).
         indices: (B, J) int filter indices of the indexed terms, in term order.
         weights: (B, T) float weight of each term for each image.
         groups: (B,) int diversity group of each image.
@@ -282,11 +253,11 @@ def evaluate(template: tuple, x, features, conv, kernel, bias, indices, weights,
     """
     maps = full = None
     if any(kind == "diversity" for kind, *_ in template):
-        full = preact(features, conv, kernel, bias)
+        full = targets.preact(features, conv, target)
         if indices.shape[1]:
-            maps = select_filters(full, indices)
+            maps = targets.select_filters(full, indices)
     elif indices.shape[1]:
-        maps = own_filter_preact(features, conv, kernel, bias, indices)
+        maps = targets.own_filter_preact(features, conv, target, indices)
     total, slot = None, 0
     for t, (kind, _layer, tx, ty, p, relu) in enumerate(template):
         if kind == "channel" and relu is False:

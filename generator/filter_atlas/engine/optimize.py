@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import backend, objectives, transforms
+from . import backend, objectives, targets, transforms
 from .recipes import Recipe
 
 CHUNK = 64  # steps per compiled loop call: the progress callback fires this often
@@ -30,19 +30,19 @@ def image_rng(seed: int, words: Sequence[int], image: int) -> np.random.Generato
 class Renderer:
     """Compiled optimization and measurement for one truncated model, template and recipe."""
 
-    def __init__(self, trunk: keras.Model, conv: keras.layers.Conv2D, preprocess: Callable,
-                 template: tuple, recipe: Recipe, size: int):
+    def __init__(self, trunk: keras.Model, conv: keras.layers.Layer, preprocess: Callable,
+                 template: tuple, recipe: Recipe, size: tuple[int, int]):
         """``trunk`` maps model inputs to the input of ``conv``, the target layer; ``template``
-        is the optimized objective's (the images' objective plus the recipe's penalty)."""
+        is the optimized objective's (the images' objective plus the recipe's penalty); ``size``
+        is (height, width)."""
         self.recipe = recipe
         self.size = size
         self.template = template
-        self.param = recipe.param.build(size)
+        self.param = recipe.param.build(size, int(trunk.inputs[0].shape[-1]))
         self._weights = (
             [v.value for v in trunk.trainable_variables],
             [v.value for v in trunk.non_trainable_variables],
-            conv.kernel.value,
-            conv.bias.value if conv.use_bias else None,
+            targets.weights(conv),
         )
         self._trunk = trunk
         self._conv = conv
@@ -58,12 +58,12 @@ class Renderer:
 
     def _all_channel_means(self, images01, weights):
         features = self._features(self._preprocess(images01), weights)
-        preact = objectives.preact(features, self._conv, *weights[2:])
+        preact = targets.preact(features, self._conv, weights[2])
         return objectives.channel_mean(ops.relu(preact))
 
     def _objective(self, template, images, indices, coefs, groups, redirect, weights):
         x = self._preprocess(images)
-        return objectives.evaluate(template, x, self._features(x, weights), self._conv, *weights[2:],
+        return objectives.evaluate(template, x, self._features(x, weights), self._conv, weights[2],
                                    indices, coefs, groups, redirect)
 
     def _make_step(self) -> Callable:

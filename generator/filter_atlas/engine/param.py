@@ -25,11 +25,11 @@ _COLOR_MIX = _COLOR_CORRELATION_SQRT / np.max(np.linalg.norm(_COLOR_CORRELATION_
 class PixelParam:
     """The image itself, in 0-255 units, starting from grey plus Gaussian noise (std 12.75)."""
 
-    def __init__(self, size: int):
-        self.size = size
+    def __init__(self, size: tuple[int, int], channels: int = 3):
+        self.shape = (*size, channels)
 
     def init(self, rng: np.random.Generator) -> np.ndarray:
-        return (127.5 + 12.75 * rng.standard_normal((self.size, self.size, 3))).astype("float32")
+        return (127.5 + 12.75 * rng.standard_normal(self.shape)).astype("float32")
 
     def to_image(self, params):
         """Batch of params -> batch of RGB images in [0, 1] units (not clipped)."""
@@ -37,15 +37,16 @@ class PixelParam:
 
 
 class FourierParam:
-    """Scaled Fourier coefficients (1/f spectrum), decorrelated colour, sigmoid to [0, 1].
+    """Scaled Fourier coefficients (1/f spectrum), decorrelated colour (for RGB; other channel
+    counts are left as they are), sigmoid to [0, 1].
 
     The inverse real 2-D DFT is done with two matrix products (exact, differentiable and
     identical on every backend), which costs far less than one conv layer of the model.
     """
 
-    def __init__(self, size: int, decay: float = 1.0):
-        self.size = size
-        h = w = size
+    def __init__(self, size: tuple[int, int], channels: int = 3, decay: float = 1.0):
+        h, w = size
+        self.shape = (2, channels, h, w // 2 + 1)
         wf = w // 2 + 1
         freqs = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.rfftfreq(w)[None, :] ** 2)
         scale = np.sqrt(w * h) / np.maximum(freqs, 1.0 / max(w, h)) ** decay
@@ -64,12 +65,11 @@ class FourierParam:
         self._scale = scale.astype("float32")  # [u, v]
 
     def init(self, rng: np.random.Generator) -> np.ndarray:
-        """Real and imaginary parts, shape (2, 3, H, W // 2 + 1), std 0.01."""
-        shape = (2, 3, self.size, self.size // 2 + 1)
-        return (0.01 * rng.standard_normal(shape)).astype("float32")
+        """Real and imaginary parts, shape (2, channels, H, W // 2 + 1), std 0.01."""
+        return (0.01 * rng.standard_normal(self.shape)).astype("float32")
 
     def spatial(self, params):
-        """Batch (B, 2, 3, H, Wf) -> decorrelated-space images (B, H, W, 3), before the sigmoid."""
+        """Batch (B, 2, C, H, Wf) -> decorrelated-space images (B, H, W, C), before the sigmoid."""
         re = params[:, 0] * self._scale
         im = params[:, 1] * self._scale
         t_re = ops.einsum("yu,bcuv->bcyv", self._ch, re) - ops.einsum("yu,bcuv->bcyv", self._sh, im)
@@ -78,11 +78,13 @@ class FourierParam:
         return x / 4.0
 
     def to_image(self, params):
+        if self.shape[1] != 3:
+            return ops.sigmoid(self.spatial(params))
         return ops.sigmoid(ops.einsum("bhwc,dc->bhwd", self.spatial(params), _COLOR_MIX))
 
 
 class ImageParam(Protocol):
-    """A built parameterization for one image size."""
+    """A built parameterization for one image size and channel count."""
 
     def init(self, rng: np.random.Generator) -> np.ndarray: ...
 
@@ -95,8 +97,8 @@ class Pixel:
 
     name = "pixel"
 
-    def build(self, size: int) -> ImageParam:
-        return PixelParam(size)
+    def build(self, size: tuple[int, int], channels: int = 3) -> ImageParam:
+        return PixelParam(size, channels)
 
     def key(self) -> dict:
         return {"name": self.name}
@@ -109,8 +111,8 @@ class Fourier:
     decay: float = 1.0
     name = "fourier"
 
-    def build(self, size: int) -> ImageParam:
-        return FourierParam(size, self.decay)
+    def build(self, size: tuple[int, int], channels: int = 3) -> ImageParam:
+        return FourierParam(size, channels, self.decay)
 
     def key(self) -> dict:
         return {"name": self.name, **asdict(self)}

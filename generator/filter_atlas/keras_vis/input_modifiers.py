@@ -17,7 +17,8 @@ class Jitter:
 
     jitter: float = 0.05
 
-    def transform(self, size: int) -> JitterTransform:
-        """This modifier as a filter-atlas transform for images of side ``size``."""
-        pixels = self.jitter * size if self.jitter < 1 else self.jitter
+    def transform(self, size: tuple[int, int]) -> JitterTransform:
+        """This modifier as a filter-atlas transform for images of ``size`` (height, width); a
+        fraction is of the shorter side."""
+        pixels = self.jitter * min(size) if self.jitter < 1 else self.jitter
         return JitterTransform(round(pixels))

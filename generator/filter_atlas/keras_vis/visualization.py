@@ -57,7 +57,7 @@ def visualize_activation(model: keras.Model, layer_idx: int,
     if filter_indices is None:
         raise AtlasError("filter_indices=None is not supported: give a filter index or a list")
     loaded = _loaded(model, input_range)
-    size = (loaded.fixed_size or 224) if seed_input is None else int(np.shape(seed_input)[0])
+    size = loaded.default_size() if seed_input is None else tuple(np.shape(seed_input)[:2])
     layer = model.layers[layer_idx].name
     indices = [filter_indices] if np.isscalar(filter_indices) else list(filter_indices)
     objective = act_max_weight * sum((channel(layer, int(i)) for i in indices[1:]),
@@ -83,7 +83,8 @@ def _loaded(model: keras.Model, input_range: tuple[float, float]) -> LoadedModel
     key = (id(model), low, high)
     if key not in _LOADED or _LOADED[key][0] is not model:
         mode = "raw" if (low, high) == (0.0, 255.0) else f"range:{low},{high}"
-        _LOADED[key] = (model, LoadedModel(model=model, name=model.name, weights="in-memory", trained=True,
+        _LOADED[key] = (model, LoadedModel(model=model, name=model.name, weights="in-memory", trained=None,
                                            weights_sha256=weights_digest(model), preprocess=mode,
-                                           min_size=1, fixed_size=model.inputs[0].shape[1]))
+                                           min_size=1, fixed_size=tuple(model.inputs[0].shape[1:3]),
+                                           channels=int(model.inputs[0].shape[-1])))
     return _LOADED[key][1]

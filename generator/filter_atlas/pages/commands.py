@@ -10,18 +10,31 @@ from typing import TYPE_CHECKING
 from .text import shell
 
 if TYPE_CHECKING:
+    from ..store import ModelRecord
     from .view import Atlas, Layer, Tile, Variant
 
 NOT_RECORDED = "not recorded"  # a model fact the manifest lacks (then no --weights is shown)
 
 
-def render_commands(model: str, weights: str, rows: Iterable[tuple[Layer, list[Tile]]],
-                    recipe: str | None = None) -> list[str]:
+def model_args(record: ModelRecord, weights: str | None = None) -> list[str]:
+    """``--model`` and ``--weights`` arguments that load this model again: a file model by the path
+    it was rendered from; weights known to be ImageNet's by the default (Keras' download, or
+    $FILTER_ATLAS_WEIGHTS offline), a separate weights file by its name."""
+    weights = record.weights if weights is None else weights
+    is_file = (record.source or "").endswith((".keras", ".h5"))
+    out = ["--model", record.source if is_file else record.name]
+    if weights == "random":
+        out += ["--weights", "random"]
+    elif weights.startswith("file:") and record.trained is not True and not \
+            (is_file and weights[5:] == record.source.replace("\\", "/").rsplit("/", 1)[-1]):
+        out += ["--weights", weights[5:]]
+    return out
+
+
+def render_commands(record: ModelRecord, rows: Iterable[tuple[Layer, list[Tile]]], recipe: str | None = None,
+                    weights: str | None = None) -> list[str]:
     """``filter-atlas render`` lines that make these filters, one per layer and settings;
     with ``recipe``, that recipe at its default steps instead of the tiles' own."""
-    if weights.startswith("file:"):
-        weights = f"path/to/{weights[5:]}"
-    weights_args = ["--weights", weights] if weights not in (NOT_RECORDED, "") else []
     lines = []
     for layer, tiles in rows:
         groups: dict[tuple[str, int, int, int, tuple[str, ...]], list[int]] = defaultdict(list)
@@ -30,8 +43,9 @@ def render_commands(model: str, weights: str, rows: Iterable[tuple[Layer, list[T
             groups[recipe or t.recipe, t.size, 0 if recipe else t.steps, t.seed, views].append(t.index)
         for (name, size, steps, seed, views), indices in sorted(groups.items()):
             chosen = "all" if indices == list(range(layer.filters or -1)) else ",".join(map(str, indices))
-            what = ["filter-atlas", "render", "--model", model, *weights_args, "--recipe", name]
-            how = ["--layers", layer.name, "--filters", chosen, "--size", str(size), "--seed", str(seed),
+            side = f"{size}x{record.input_width}" if record.input_width else str(size)
+            what = ["filter-atlas", "render", *model_args(record, weights), "--recipe", name]
+            how = ["--layers", layer.name, "--filters", chosen, "--size", side, "--seed", str(seed),
                    *(["--steps", str(steps)] if steps else []), *views]
             lines.append(" ".join(map(shell, what)) + " \\\n    " + " ".join(map(shell, how)))
     return lines
@@ -50,24 +64,24 @@ def _views(t: Tile) -> tuple[str, ...]:
 
 def reproduce_commands(atlas: Atlas, variant: Variant) -> list[str]:
     """Commands that render every filter of ``variant`` again, with its own settings."""
-    record = atlas.models[variant.model]
-    return render_commands(record.name, record.weights, _rows(atlas, variant))
+    return render_commands(atlas.models[variant.model], _rows(atlas, variant))
 
 
 def recipe_commands(atlas: Atlas, recipe: str) -> list[str]:
     """Commands that render the primary filters again with another recipe."""
     if atlas.model is None:
         return []
-    return render_commands(atlas.model.name, atlas.model.weights, _rows(atlas, atlas.primary), recipe)
+    return render_commands(atlas.model, _rows(atlas, atlas.primary), recipe)
 
 
 def missing_untrained(atlas: Atlas) -> list[str]:
-    """Commands that render the untrained twins of the primary filters that lack one."""
-    if atlas.model is None:
+    """Commands that render the untrained twins of the primary filters that lack one (a
+    keras.applications model's: a model file has no seeded random twin)."""
+    if atlas.model is None or (atlas.model.source or "").endswith((".keras", ".h5")):
         return []
     have = {(t.layer, t.index) for t in atlas.variant_tiles(atlas.untrained)}
-    return render_commands(atlas.model.name, "random",
-                           _rows(atlas, atlas.primary, lambda t: (t.layer, t.index) not in have))
+    return render_commands(atlas.model, _rows(atlas, atlas.primary, lambda t: (t.layer, t.index) not in have),
+                           weights="random")
 
 
 def _rows(atlas: Atlas, variant: Variant | None,

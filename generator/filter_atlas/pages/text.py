@@ -1,5 +1,5 @@
 """How names and numbers from the manifest are written into the pages: as Markdown text, as HTML
-that a script inserts again, as shell words, and as short numbers."""
+that a script inserts again, as shell words, as short numbers, counted nouns and weights labels."""
 
 from __future__ import annotations
 
@@ -37,3 +37,21 @@ def number(value: float | None, decimals: int | None = None) -> str:
     if decimals is not None:
         return f"{value:.{decimals}f}"
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 image``, ``6 images``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def weights_text(label: str) -> str:
+    """The manifest's weights label (``imagenet``, ``random``, ``file:NAME``) in words: a file
+    whose name says ImageNet is that model's ImageNet weights, read from a local copy."""
+    if label == "imagenet":
+        return "ImageNet"
+    if label == "random":
+        return "random (seeded, untrained)"
+    if label.startswith("file:"):
+        name = label[5:]
+        return f"ImageNet (local copy: {name})" if "imagenet" in name.lower() else f"from the file {name}"
+    return label

@@ -23,6 +23,7 @@ from ..spec import AtlasSpec
 from ..store import ConvLayerRecord, FilterEntry, Manifest, ModelRecord, NaturalSetRecord, RunRecord, slug
 from .chart import progression_chart
 from .commands import NOT_RECORDED, missing_untrained, recipe_commands, reproduce_commands
+from .derived import STRETCHED, Contrast, contrast
 from .text import markdown_text
 
 BLOCKS = "blocks"  # gallery pages: blocks/<block>.md, one per block
@@ -91,6 +92,7 @@ class Tile:
     size: int
     seed: int
     unit: Unit | None = None
+    contrast: Contrast | None = None  # keras-vis images: shown a second time, contrast stretched
 
     @property
     def ratio(self) -> float | None:
@@ -282,14 +284,14 @@ def build_atlas(manifest: Manifest, atlas_dir: Path, docs_dir: Path) -> Atlas:
     models = dict(manifest.models)
     for e in entries:  # the earliest manifests have no models section: tell what the entries tell
         models.setdefault(e.model, ModelRecord(
-            name=e.model.removesuffix("-untrained"), weights=NOT_RECORDED if e.trained else "random",
+            name=e.model.removesuffix("-untrained"), weights="random" if e.trained is False else NOT_RECORDED,
             weights_sha256=NOT_RECORDED, trained=e.trained, preprocess=NOT_RECORDED, input_size=e.size,
             layers=()))
     primary = _primary(models, entries)
     untrained = None
     if primary:
         name = models[primary.model].name
-        twin = next((s for s in sorted(models) if not models[s].trained
+        twin = next((s for s in sorted(models) if models[s].trained is False
                      and models[s].name == name and s != primary.model), None)
         if twin and any((e.model, e.recipe) == (twin, primary.recipe) for e in entries):
             untrained = Variant(twin, primary.recipe, False)
@@ -327,7 +329,8 @@ def build_atlas(manifest: Manifest, atlas_dir: Path, docs_dir: Path) -> Atlas:
             getattr(e.views, v) for v in ("negative", "neuron", "diversity", "examples")) else None
         tile = Tile(variant.model, layer.name, e.index, variant.recipe, anchor, layer.page, image, thumb,
                     file, float(e.activation), float(e.natural_activation), e.dead, variant.trained,
-                    e.steps, e.size, e.seed, unit)
+                    e.steps, e.size, e.seed, unit,
+                    contrast(file) if e.recipe == STRETCHED and file and file.is_file() else None)
         tiles.append(tile)
         grids[layer.name, variant].append(tile)
     if missing:

@@ -9,14 +9,16 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ..progression import MAX_MEASURED
-from ..store import atomic_write, read_manifest, slug
-from .text import html_twice, markdown_text, number
+from ..store import THUMB_SIDE, atomic_write, read_manifest, slug
+from .derived import dense, stretched, webp
+from .notes import block_note
+from .text import html_twice, markdown_text, number, plural, weights_text
 from .view import BLOCKS, build_atlas
 
 PAGES = {name: f"{name}.j2" for name in
          ("index.md", "filters.md", "activation-maximization.md", "progression.md", "reproduce.md",
           "publish.md", "api.md", "naturals.md")}
-CSS = "assets/filter-atlas.css"
+ASSETS = ("assets/filter-atlas.css", "assets/filter-atlas.js")  # copied from the templates
 COMPACT = 64  # grids with more tiles than this get the compact layout
 
 
@@ -24,8 +26,11 @@ def _environment() -> Environment:
     env = Environment(loader=PackageLoader("filter_atlas", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
-    env.filters.update(md=markdown_text, html2=html_twice, num=number, slug=slug)
-    env.globals.update(compact=COMPACT, max_measured=MAX_MEASURED)
+    env.filters.update(md=markdown_text, html2=html_twice, num=number, slug=slug, plural=plural,
+                       weights=weights_text, webp=webp, stretched=stretched)
+    env.globals.update(compact=COMPACT, max_measured=MAX_MEASURED, thumb_side=THUMB_SIDE,
+                       block_note=block_note)
+    env.tests["dense"] = dense
     return env
 
 
@@ -38,7 +43,9 @@ def render_pages(atlas_dir: Path, docs_dir: Path) -> dict[str, str]:
     gallery = env.get_template("block.md.j2")
     for block in atlas.blocks:
         pages[block.page] = gallery.render(atlas=atlas, block=block, root="../")
-    pages[CSS] = resources.files("filter_atlas").joinpath("templates", "filter-atlas.css").read_text("utf-8")
+    templates = resources.files("filter_atlas").joinpath("templates")
+    for asset in ASSETS:
+        pages[asset] = templates.joinpath(asset.rsplit("/", 1)[1]).read_text("utf-8")
     return pages
 
 
