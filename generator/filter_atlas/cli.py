@@ -1,4 +1,4 @@
-"""The ``filter-atlas`` command line: ``layers``, ``render``, ``merge``, ``pages``, ``build`` and ``init``.
+"""The filter-atlas command line: layers, render, merge, pages, build and init.
 
 Bad input ends with one line on stderr and exit code 2, never a traceback.
 """
