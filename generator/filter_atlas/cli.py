@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import AtlasError
-from .spec import AtlasSpec, build_spec, read_config, size_text
+from .spec import AtlasSpec, build_spec, read_config, shown_path, size_text
 
 if TYPE_CHECKING:
     from . import atlas as atlas_types
@@ -187,7 +187,7 @@ def _init(args: argparse.Namespace, overrides: dict) -> int:
     build_spec(settings, {})  # bad values are refused before anything is written
     for key in ("model", "weights", "examples"):  # files named by path: as seen from DIR
         if key in settings and Path(settings[key]).exists():
-            settings[key] = _path_from(Path(settings[key]), folder)
+            settings[key] = shown_path(Path(settings[key]), folder)
     if isinstance(settings.get("layers"), str):
         settings["layers"] = [part.strip() for part in settings["layers"].split(",") if part.strip()]
     name = f"{Path(str(settings.get('model', 'vgg16'))).stem} filter atlas"
@@ -204,12 +204,6 @@ def _init(args: argparse.Namespace, overrides: dict) -> int:
         os.chdir(here)
     print(f"browse it: cd {folder} && mkdocs serve   (or open {folder / 'site/index.html'})")
     return 0
-
-
-def _path_from(path: Path, folder: Path) -> str:
-    """``path`` as the configuration in ``folder`` names it: relative inside, else absolute."""
-    path, folder = path.resolve(), folder.resolve()
-    return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
 
 
 def _repair_thumbnails(out: Path) -> None:

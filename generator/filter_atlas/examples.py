@@ -173,7 +173,7 @@ class _Forward:
     activations after ReLU (NumPy)."""
 
     def __init__(self, model: LoadedModel, names: list[str], batch: int):
-        convs = [model.truncate(name)[1] for name in names]
+        convs = [model.target(name) for name in names]
         trunk = model.trunks(names)
         weights = ([v.value for v in trunk.trainable_variables],
                    [v.value for v in trunk.non_trainable_variables],

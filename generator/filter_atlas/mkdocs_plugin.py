@@ -25,9 +25,8 @@ from mkdocs.plugins import BasePlugin, event_priority
 from .pages.derived import write_derived
 from .pages.search import tile_entries
 from .pages.view import build_atlas
-from .store import read_manifest
+from .store import MANIFEST, read_manifest
 
-MANIFEST = "manifest.json"
 THEME = Path(__file__).parent / "theme"
 _LIGHTBOX_SCRIPT = re.compile(r'<script src="([^"]*glightbox\.min\.js)"></script>')
 _LIGHTBOX_INIT = '<script id="init-glightbox">'

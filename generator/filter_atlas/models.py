@@ -20,7 +20,7 @@ from keras import ops
 
 from .engine import targets
 from .errors import AtlasError
-from .spec import MAX_SIDE, WEIGHTS_ENV, Size, as_size, size_text
+from .spec import MAX_SIDE, MODEL_FILES, WEIGHTS_ENV, Size, as_size, shown_path, size_text
 
 # keras.applications name -> (preprocessing mode, smallest input side it accepts).
 # Modes: caffe = RGB->BGR, 0-255 minus ImageNet mean; tf = [-1, 1]; torch = ImageNet mean/std;
@@ -73,7 +73,7 @@ class LoadedModel:
     preprocess: str
     min_size: int
     fixed_size: tuple[int | None, int | None]  # (height, width) the model's input fixes, if any
-    source: str = ""  # the keras.applications name, or the model file's path (``_shown_path``)
+    source: str = ""  # the keras.applications name, or the model file's path (``spec.shown_path``)
     channels: int = 3
     renderers: dict = field(default_factory=dict, repr=False, compare=False)  # compiled, by work shape
     _trunks: dict = field(default_factory=dict, repr=False, compare=False)
@@ -171,9 +171,13 @@ class LoadedModel:
         outputs = _feeds(self.model, [chains[self.resolve_name(n)] for n in names])
         return keras.Model(self.model.inputs, outputs)
 
+    def target(self, name: str) -> keras.layers.Layer:
+        """The target layer ``name`` (full name, or its own name when unambiguous)."""
+        return self.targets()[self.resolve_name(name)][-1]
+
     def truncate(self, layer_name: str) -> tuple[keras.Model, keras.layers.Layer]:
         """The model up to the input of target layer ``layer_name``, and that layer."""
-        return self.trunk(layer_name), self.targets()[self.resolve_name(layer_name)][-1]
+        return self.trunk(layer_name), self.target(layer_name)
 
     def preprocess_fn(self):
         """Map a batch of [0, 1] images to what the model expects (Keras ops, traceable)."""
@@ -358,9 +362,9 @@ def load_model(name: str, weights: str = "imagenet", seed: int = 0,
         The model; every failure is an AtlasError with a one-line explanation.
     """
     path = Path(name)
-    if path.suffix in {".keras", ".h5"}:
+    if path.suffix in MODEL_FILES:
         model, source = _load_saved(path, weights)
-        min_size, label, origin = 1, path.stem, _shown_path(path)
+        min_size, label, origin = 1, path.stem, shown_path(path, Path.cwd())  # where its commands run
     else:
         app = _application_name(name)
         model, source = _load_application(app, weights, seed)
@@ -388,13 +392,6 @@ def load_model(name: str, weights: str = "imagenet", seed: int = 0,
         source=origin,
         channels=int(shape[-1]),
     )
-
-
-def _shown_path(path: Path) -> str:
-    """A model file's path as pages print it: relative to the working directory when inside it
-    (where its commands are run from), else absolute."""
-    resolved = path.resolve()
-    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(resolved)
 
 
 def weights_digest(model: keras.Model) -> str:

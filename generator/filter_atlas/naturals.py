@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import AtlasError
+from .spec import as_size
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -140,7 +141,7 @@ def load_image(source: Path | BinaryIO, size: int | tuple[int, int], channels: i
         (height, width, channels) uint8, or None when the file is not a readable image (corrupt,
         truncated, or a decompression bomb).
     """
-    th, tw = (size, size) if isinstance(size, int) else size
+    th, tw = as_size(size)
     try:
         with Image.open(source) as image:
             image.draft("RGB", (tw, th))  # JPEG: decode at a reduced scale still >= size

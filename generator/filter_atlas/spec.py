@@ -23,6 +23,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 WEIGHTS_ENV = "FILTER_ATLAS_WEIGHTS"  # the default model's weights file (VGG16's, offline)
 DEFAULT_MODEL = "vgg16"
+MODEL_FILES = (".keras", ".h5")  # the suffixes of a saved Keras model
 MAX_SIDE = 4096  # the largest image side accepted: memory grows with the area, so check first
 
 
@@ -64,6 +65,13 @@ def parse_size(value: int | str | list[int] | tuple[int, ...], flag: str = "--si
     if max(h, w) > MAX_SIDE:
         raise AtlasError(f"{flag} {value} is above the maximum side of {MAX_SIDE} px")
     return h, w
+
+
+def shown_path(path: Path, base: Path) -> str:
+    """``path`` as a configuration or command run in ``base`` names it: relative to ``base`` when
+    inside it, else absolute."""
+    path, base = path.resolve(), base.resolve()
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
 
 VIEWS = ("channel", "negative", "neuron", "diversity", "examples")  # see views.py

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import AtlasError
+from .spec import MODEL_FILES
 
 MANIFEST = "manifest.json"
 LOCK = ".manifest.lock"  # exists only while a process writes the manifest
@@ -72,11 +73,11 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def webp_bytes(image: np.ndarray) -> bytes:
-    """The extra views' encoding: lossy WebP (quality 90, slowest method), about a fifth of a PNG's
-    bytes; deterministic for one libwebp version."""
+def webp_bytes(image: np.ndarray, method: int = 6) -> bytes:
+    """The extra views' encoding: lossy WebP (quality 90; by default the slowest, smallest method),
+    about a fifth of a PNG's bytes; deterministic for one libwebp version."""
     buffer = io.BytesIO()
-    pil_image(image).save(buffer, format="WEBP", quality=90, method=6)
+    pil_image(image).save(buffer, format="WEBP", quality=90, method=method)
     return buffer.getvalue()
 
 
@@ -354,9 +355,14 @@ class ModelRecord:
     preprocess: str
     input_size: int  # the input's height (and width, unless ``input_width`` says otherwise)
     layers: tuple[ConvLayerRecord, ...]
-    source: str | None = None  # the model file's absolute path or the keras.applications name
+    source: str | None = None  # the model file's path (``spec.shown_path``) or the keras.applications name
     input_width: int | None = None  # for a non-square input
     weights_file_sha256: str | None = None  # sha256 of the file the weights were read from, if any
+
+    @property
+    def from_file(self) -> bool:
+        """Whether the model was loaded from a saved model file (not ``keras.applications``)."""
+        return (self.source or "").endswith(MODEL_FILES)
 
 
 @dataclass(frozen=True)

@@ -82,8 +82,7 @@ def centre_box(size: tuple[int, int], output: tuple[int, int], geometry: FieldGe
     """
     spans = []
     for axis in (1, 0):  # columns (x), then rows (y)
-        centre = geometry.start[axis] + (output[axis] // 2) * geometry.jump[axis]
-        low = math.floor(centre - (geometry.field[axis] - 1) / 2)
+        low = math.floor(_centre(output, geometry, axis) - (geometry.field[axis] - 1) / 2)
         spans.append((max(0, low), min(size[axis], low + geometry.field[axis])))
     (x0, x1), (y0, y1) = spans
     return x0, y0, x1, y1
@@ -91,7 +90,13 @@ def centre_box(size: tuple[int, int], output: tuple[int, int], geometry: FieldGe
 
 def box_centre(output: tuple[int, int], geometry: FieldGeometry) -> tuple[float, float]:
     """The centre (x, y) in pixel coordinates of the centre position's receptive field."""
-    return tuple(geometry.start[axis] + (output[axis] // 2) * geometry.jump[axis] + 0.5 for axis in (1, 0))
+    return tuple(_centre(output, geometry, axis) + 0.5 for axis in (1, 0))
+
+
+def _centre(output: tuple[int, int], geometry: FieldGeometry, axis: int) -> float:
+    """Input coordinate, along ``axis``, of the centre of the map's centre position (pixel i is
+    centred at i)."""
+    return geometry.start[axis] + (output[axis] // 2) * geometry.jump[axis]
 
 
 def neuron_crop(size: tuple[int, int], box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:

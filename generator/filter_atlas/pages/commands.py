@@ -21,12 +21,11 @@ def model_args(record: ModelRecord, weights: str | None = None) -> list[str]:
     it was rendered from; weights known to be ImageNet's by the default (Keras' download, or
     $FILTER_ATLAS_WEIGHTS offline), a separate weights file by its name."""
     weights = record.weights if weights is None else weights
-    is_file = (record.source or "").endswith((".keras", ".h5"))
-    out = ["--model", record.source if is_file else record.name]
+    out = ["--model", record.source if record.from_file else record.name]
     if weights == "random":
         out += ["--weights", "random"]
     elif weights.startswith("file:") and record.trained is not True and not \
-            (is_file and weights[5:] == record.source.replace("\\", "/").rsplit("/", 1)[-1]):
+            (record.from_file and weights[5:] == record.source.replace("\\", "/").rsplit("/", 1)[-1]):
         out += ["--weights", weights[5:]]
     return out
 
@@ -77,7 +76,7 @@ def recipe_commands(atlas: Atlas, recipe: str) -> list[str]:
 def missing_untrained(atlas: Atlas) -> list[str]:
     """Commands that render the untrained twins of the primary filters that lack one (a
     keras.applications model's: a model file has no seeded random twin)."""
-    if atlas.model is None or (atlas.model.source or "").endswith((".keras", ".h5")):
+    if atlas.model is None or atlas.model.from_file:
         return []
     have = {(t.layer, t.index) for t in atlas.variant_tiles(atlas.untrained)}
     return render_commands(atlas.model, _rows(atlas, atlas.primary, lambda t: (t.layer, t.index) not in have),
