@@ -11,9 +11,15 @@ size and step count:
   ``peers/xplique_step.py`` in its own virtual environment (xplique needs TensorFlow <= 2.20),
   which this script makes at ``benchmarks/.venv-xplique`` on first use (``--xplique-python``
   names another interpreter, ``--no-xplique`` skips it);
+- ``lucid`` with ``precision="bfloat16"`` (the model up to the target layer computes in
+  bfloat16; other pixels, so opt-in) against the same xplique figure;
 - floor: the truncated network's forward pass and input gradient and nothing else (own filters
   only at the target layer, as the engine computes), as a TensorFlow graph: the cost of the
-  model's arithmetic, which every recipe pays.
+  model's arithmetic, which every recipe pays;
+- the machine's compute rate: a 2048 x 2048 matrix product in float32 and bfloat16, and each
+  row's achieved rate, counting 4 x the multiply-adds of every conv up to and including the
+  target layer per image-step (forward and input gradient, the target layer in full as xplique
+  computes it). A float32 step at that rate cannot get faster without less arithmetic.
 
 Each time is a long run minus a short run of the same work (after a warm-up), so start-up,
 tracing and final measurement cancel; best of ``--repeats``. Prints ms per filter-step and the
@@ -24,6 +30,7 @@ ratios. Usage: ``python benchmarks/bench_engine.py [--layers block3_conv2,block5
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -107,7 +114,7 @@ def main() -> None:
     from filter_atlas import load_model, render
     from filter_atlas import objectives as obj
     from filter_atlas.api import compiled
-    from filter_atlas.engine import backend, objectives
+    from filter_atlas.engine import backend, targets
     from filter_atlas.engine.recipes import get_recipe
     from keras import ops
 
@@ -119,8 +126,10 @@ def main() -> None:
     python = None if args.no_xplique or not tf_backend else xplique_python(args.xplique_python)
     print(f"VGG16, {n} filters in one batch, {size} px, {args.steps} steps, backend "
           f"{backend.name()}, device {backend.device()}, {os.cpu_count()} CPUs; ms per filter-step")
-    print(f"{'layer':<13} {'recipe':<10} {'compile':<7} {'filter-atlas':>12} {'peer':<24} {'peer ms':>8} "
-          f"{'speed-up':>8} {'floor':>6} {'vs floor':>8}")
+    peaks = {dtype: matmul_gflops(dtype) for dtype in ("float32", "bfloat16")}
+    print("2048x2048 matrix product: " + ", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in peaks.items()))
+    print(f"{'layer':<13} {'recipe':<15} {'compile':<7} {'filter-atlas':>12} {'GFLOP/s':>7} {'peer':<24} "
+          f"{'peer ms':>8} {'GFLOP/s':>7} {'speed-up':>8} {'floor':>6} {'GFLOP/s':>7} {'vs floor':>8}")
 
     for layer in args.layers.split(","):
         trunk, conv = loaded.truncate(layer)
@@ -131,8 +140,7 @@ def main() -> None:
 
         def own_loss(x, weights, trunk=trunk, conv=conv, chosen=chosen):
             features, _ = trunk.stateless_call(*weights, x)
-            return ops.sum(objectives.own_filter_preact(
-                features, conv, conv.kernel.value, conv.bias.value, chosen)), ()
+            return ops.sum(targets.own_filter_preact(features, conv, targets.weights(conv), chosen)), ()
 
         step = backend.jit(backend.value_and_grad(own_loss), xla=False)
 
@@ -142,9 +150,14 @@ def main() -> None:
             np.asarray(grad)
 
         floor = per_step(floor_run, args.steps, args.repeats) / n
+        (conv_info,) = loaded.resolve_layers((layer,), size)
+        gflop = 4 * conv_info.cost / 1e9  # per image-step
 
-        for name in ("keras-vis", "lucid"):
-            recipe = get_recipe(name)
+        t_xplique = None
+        for name in ("keras-vis", "lucid", "lucid-bfloat16"):
+            recipe = get_recipe(name.split("-bfloat16")[0])
+            if name.endswith("bfloat16"):
+                recipe = dataclasses.replace(recipe, precision="bfloat16")
             objs = [obj.channel(layer, i) for i in filters]
 
             def ours(steps: int, recipe=recipe, objs=objs) -> None:
@@ -155,13 +168,32 @@ def main() -> None:
             if name == "keras-vis" and tf_backend:
                 t_peer = per_step(tf_keras_vis(loaded, keras, layer, filters, seed), args.steps,
                                   args.repeats) / n
-            elif name == "lucid" and python:
-                t_peer = xplique_step(python, args.weights, layer, filters, size, args.steps, args.repeats)
+            elif name.startswith("lucid") and python:
+                if t_xplique is None:
+                    t_xplique = xplique_step(python, args.weights, layer, filters, size, args.steps,
+                                             args.repeats)
+                t_peer = t_xplique
             mode = "XLA" if compiled(loaded, layer, recipe, size).xla else "graph"
-            peer_ms = f"{1000 * t_peer:>8.1f}" if t_peer else f"{'-':>8}"
+            peer = peers[name.split("-bfloat16")[0]]
+            peer_ms = f"{1000 * t_peer:>8.1f} {gflop / t_peer:>7.0f}" if t_peer else f"{'-':>8} {'-':>7}"
             speed_up = f"{t_peer / t_ours:>7.2f}x" if t_peer else f"{'-':>8}"
-            print(f"{layer:<13} {name:<10} {mode:<7} {1000 * t_ours:>12.1f} {peers[name]:<24} {peer_ms} "
-                  f"{speed_up} {1000 * floor:>6.1f} {t_ours / floor:>7.2f}x", flush=True)
+            print(f"{layer:<13} {name:<15} {mode:<7} {1000 * t_ours:>12.1f} {gflop / t_ours:>7.0f} "
+                  f"{peer:<24} {peer_ms} {speed_up} {1000 * floor:>6.1f} {gflop / floor:>7.0f} "
+                  f"{t_ours / floor:>7.2f}x", flush=True)
+
+
+def matmul_gflops(dtype: str, n: int = 2048, repeats: int = 3) -> float:
+    """The backend's rate on n x n matrix products in ``dtype`` (per-product time, long run minus
+    short run, best of ``repeats``)."""
+    from keras import ops
+
+    a = ops.cast(ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n), "float32")), dtype)
+
+    def run(products: int) -> None:
+        out = [ops.matmul(a, a) for _ in range(products)]
+        np.asarray(ops.convert_to_numpy(ops.cast(out[-1][:1, :1], "float32")))
+
+    return 2 * n**3 / per_step(run, 8, repeats) / 1e9
 
 
 def tf_keras_vis(loaded, keras, layer: str, filters: list[int], seed: np.ndarray) -> Callable[[int], None]:

@@ -27,6 +27,7 @@ def render(cli, weights, *args):
     (("--layers", "block1_conv1", "--steps", "0"), "--steps must be positive"),
     (("--layers", "block1_conv1", "--steps", "-5"), "--steps must be positive"),
     (("--layers", "block1_conv1", "--recipe", "dream"), "unknown recipe 'dream'"),
+    (("--model", "vgg61", "--precision", "fp8"), "unknown precision 'fp8'"),  # before the model loads
     (("--model", "vgg61"), "unknown model 'vgg61'"),
     (("--layers", "block1_conv1", "--shard", "3/2"), "need 1 <= i <= n"),
     (("--model", "vgg61", "--shard", "3/2"), "need 1 <= i <= n"),  # checked before the model loads
@@ -80,6 +81,7 @@ def test_unwritable_output_directory(cli, weights_path, tmp_path):
 @pytest.mark.parametrize(("toml", "needle"), [
     ("[tool.filter-atlas]\nsample = 'six'\n", "sample must be int"),
     ("[tool.filter-atlas]\ncolour = 1\n", "unknown key 'colour'"),
+    ("[tool.filter-atlas]\nprecision = 'half'\n", "unknown precision 'half'"),
     ("[tool.filter-atlas\n", "not valid TOML"),
 ])
 def test_malformed_config(cli, tmp_path, toml, needle):

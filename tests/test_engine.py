@@ -22,7 +22,8 @@ from filter_atlas.naturals import natural_images
 from .conftest import DEAD_FILTER
 
 
-@pytest.mark.parametrize("recipe", ["lucid", "keras-vis"])
+@pytest.mark.parametrize("recipe", ["lucid", "keras-vis", replace(LUCID, precision="bfloat16")],
+                         ids=["lucid", "keras-vis", "lucid-bfloat16"])
 def test_optimization_multiplies_the_activation(vgg16, recipe):
     r = render(vgg16, [obj.channel("block3_conv2", i) for i in (3, 17, 21)], recipe=recipe, size=48, steps=40)
     assert r.images.shape == (3, 48, 48, 3) and r.images.dtype == np.uint8
@@ -79,6 +80,22 @@ def _kernel_energy_share(loaded, image, kernels):
     patches = np.lib.stride_tricks.sliding_window_view(pre, (3, 3, 3))[..., 0, :, :, :].reshape(-1, 27)
     patches = patches - patches.mean(axis=1, keepdims=True)
     return ((patches @ kernels) ** 2).sum(axis=0) / (patches**2).sum()
+
+
+def test_bfloat16_changes_the_step_and_leaves_the_model_float32(vgg16):
+    """bfloat16 really computes the trunk in bfloat16 (other pixels, a different key), and the
+    shared model's layers are float32 again afterwards (a float32 render repeats exactly)."""
+    objectives = [obj.channel("block3_conv2", i) for i in (3, 17)]
+    before = render(vgg16, objectives, size=48, steps=12)
+    half = render(vgg16, objectives, recipe=replace(LUCID, precision="bfloat16"), size=48, steps=12)
+    after = render(vgg16, objectives, size=48, steps=12)
+    assert not np.array_equal(half.images, before.images)
+    np.testing.assert_array_equal(after.images, before.images)
+    assert all(layer.compute_dtype == "float32" for layer in vgg16.model.layers)
+    assert "precision" not in LUCID.key()  # float32 keys are those of before the option
+    assert replace(LUCID, precision="bfloat16").key()["precision"] == "bfloat16"
+    with pytest.raises(AtlasError, match="unknown precision 'float16'"):
+        replace(LUCID, precision="float16")
 
 
 def test_first_layer_image_is_its_kernels_matched_pattern(vgg16):

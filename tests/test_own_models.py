@@ -86,18 +86,24 @@ def test_transfer_learning_model_end_to_end(models, tmp_path, capsys, monkeypatc
     listed = capsys.readouterr().out
     assert "vgg16/block5_conv2" in listed and "output at 32 px" in listed  # the model's own size
     docs = tmp_path / "docs"
-    # A nested layer by its own name (unambiguous), at the model's own input size.
+    # A nested layer by its own name (unambiguous), at the model's own input size, in bfloat16
+    # (every layer of the nested model computes in it while optimizing).
     assert run("render", "--model", "transfer.keras", "--layers", "block1_conv1,block5_conv2",
-               "--filters", "0,3", "--out", docs / "atlas", *FAST) == 0, capsys.readouterr().err
-    found = {(e["layer"], e["index"]) for e in entries(docs / "atlas")}
-    assert found == {(layer, i) for layer in ("vgg16/block1_conv1", "vgg16/block5_conv2") for i in (0, 3)}
+               "--filters", "0,3", "--precision", "bfloat16", "--out", docs / "atlas", *FAST) == 0, \
+        capsys.readouterr().err
+    found = {(e["layer"], e["index"], e["precision"]) for e in entries(docs / "atlas")}
+    assert found == {(layer, i, "bfloat16") for layer in ("vgg16/block1_conv1", "vgg16/block5_conv2")
+                     for i in (0, 3)}
     model = json.loads((docs / "atlas/manifest.json").read_text())["models"]["transfer"]
     assert model["trained"] is None and model["input_size"] == 32  # weights from a file: not known
     site = build_site(capsys, docs, tmp_path)
     assert (site / "blocks").is_dir() and "weights from file" in (docs / "index.md").read_text()
+    galleries = list((docs / "blocks").glob("*.md"))
+    assert galleries and all('<span class="fa-label">bfloat16</span>' in g.read_text() for g in galleries)
     # Each command the pages print runs, and renders nothing new: it names these very images.
     lines = [line for line in reproduce_lines(docs) if line[line.index("--recipe") + 1] == "lucid"]
     assert lines and all(line[line.index("--model") + 1] == "transfer.keras" for line in lines), lines
+    assert all(line[line.index("--precision") + 1] == "bfloat16" for line in lines), lines
     for line in lines:
         capsys.readouterr()
         assert run(*line, "--out", docs / "atlas", "--quiet") == 0, capsys.readouterr().err

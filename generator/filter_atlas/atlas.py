@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +142,7 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Sha
 
     With ``shard``, only that shard's share of the batches (see ``shards.partition``).
     """
-    recipe = capped(get_recipe(spec.recipe).with_steps(spec.steps))
+    recipe = capped(replace(get_recipe(spec.recipe), precision=spec.precision).with_steps(spec.steps))
     loaded = open_model(spec)
     size = spec.size or loaded.default_size()
     layers = loaded.resolve_layers(spec.layers, size)
@@ -273,6 +273,7 @@ def _render_channels(spec: AtlasSpec, size: Size, loaded: LoadedModel, store: St
                 "natural_activation": best[layer.name, index],
                 "dead": is_dead, "trained": loaded.trained,
                 "seconds": round(seconds, 3), "key": key(layer.name, index),
+                **({"precision": recipe.precision} if recipe.precision != "float32" else {}),
             }, image))
         store.put(run, entries)
         rendered += len(group)

@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     pick.add_argument("--filters", help="filter indices such as 3,17,21, or 'all'")
     choose.add_argument("--recipe", help="lucid or keras-vis")
     choose.add_argument("--steps", type=int, help="optimization steps (default: the recipe's)")
+    choose.add_argument("--precision", help="the model's compute precision while optimizing: float32 "
+                        "(default) or bfloat16 (faster where bfloat16 is, other pixels; in the cache key)")
     choose.add_argument("--batch", type=int, help="filters optimized together (default 16)")
     choose.add_argument("--views", help="comma-separated views: channel,negative,neuron,diversity,examples "
                         "or all (default: the config's, else all)")
@@ -110,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k, None) for k in
-                 ("model", "weights", "preprocess", "size", "seed", "layers", "sample",
-                  "filters", "recipe", "steps", "batch", "out", "views", "views_size", "examples")}
+                 ("model", "weights", "preprocess", "size", "seed", "layers", "sample", "filters",
+                  "recipe", "precision", "steps", "batch", "out", "views", "views_size", "examples")}
     if args.command == "init":
         return _init(args, overrides)
     if args.command == "merge":

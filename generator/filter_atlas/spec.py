@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .engine.precision import check as check_precision
 from .errors import AtlasError
 
 if sys.version_info >= (3, 11):
@@ -159,6 +160,7 @@ class AtlasSpec:
     layers: tuple[str, ...] = ()
     selection: Selection = field(default_factory=Selection)
     recipe: str = "lucid"
+    precision: str = "float32"  # of the model in the optimization step (engine.precision)
     size: tuple[int, int] | None = None  # (height, width); None: the model's own, else 224
     steps: int | None = None
     seed: int = 0
@@ -178,6 +180,7 @@ class AtlasSpec:
             raise AtlasError(f"--batch must be positive, got {self.batch}")
         if self.selection.sample is not None and self.selection.sample <= 0:
             raise AtlasError(f"--sample must be positive, got {self.selection.sample}")
+        check_precision(self.precision)
         return self
 
 
@@ -189,6 +192,7 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "sample": (int,),
     "filters": (str, list),
     "recipe": (str,),
+    "precision": (str,),
     "size": (int, str, list),
     "steps": (int,),
     "seed": (int,),

@@ -327,6 +327,7 @@ class FilterEntry:
     run: str  # a key of Manifest.runs
     views: Views | None = None  # absent from manifests before the views
     width: int | None = None  # a non-square image's width (``size`` is then its height)
+    precision: str | None = None  # "bfloat16" when the model computed in it while optimizing; None: float32
 
     @property
     def identity(self) -> tuple[str, str, int, str]:
@@ -764,7 +765,8 @@ class Store:
         atomic_write(self.root / MANIFEST, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
-OPTIONAL = frozenset({"source", "width", "input_width", "weights_file_sha256"})  # left out when None
+# Left out of the manifest when None, so older manifests and the default settings read and write as before.
+OPTIONAL = frozenset({"source", "width", "input_width", "weights_file_sha256", "precision"})
 
 
 def _drop_unset(data: Any) -> None:

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import backend, objectives, targets, transforms
+from . import backend, objectives, precision, targets, transforms
 from .recipes import Recipe
 
 CHUNK = 64  # steps per compiled loop call: the progress callback fires this often
@@ -51,27 +51,31 @@ class Renderer:
         self._values = {}  # template -> compiled measurement
         self._channel_means = backend.jit(self._all_channel_means)
 
-    def _features(self, x, weights):
-        """The target layer's input for model input ``x``."""
-        features, _ = self._trunk.stateless_call(weights[0], weights[1], x)
-        return features
+    def _features(self, x, weights, compute: precision.Precision = "float32"):
+        """The target layer's input for model input ``x``, computed in ``compute`` precision and
+        returned as float32."""
+        with precision.computing_in(self._trunk, compute):
+            features, _ = self._trunk.stateless_call(weights[0], weights[1], x)
+        return features if compute == "float32" else ops.cast(features, "float32")
 
     def _all_channel_means(self, images01, weights):
         features = self._features(self._preprocess(images01), weights)
         preact = targets.preact(features, self._conv, weights[2])
         return objectives.channel_mean(ops.relu(preact))
 
-    def _objective(self, template, images, indices, coefs, groups, redirect, weights):
+    def _objective(self, template, images, indices, coefs, groups, redirect, weights,
+                   compute: precision.Precision = "float32"):
         x = self._preprocess(images)
-        return objectives.evaluate(template, x, self._features(x, weights), self._conv, weights[2],
-                                   indices, coefs, groups, redirect)
+        return objectives.evaluate(template, x, self._features(x, weights, compute), self._conv,
+                                   weights[2], indices, coefs, groups, redirect)
 
     def _make_step(self) -> Callable:
         r = self.recipe
 
         def loss_fn(params, warp, indices, coefs, groups, redirect, weights):
             images = transforms.warp(self.param.to_image(params), warp, r.edge == "wrap")
-            per_image = -self._objective(self.template, images, indices, coefs, groups, redirect, weights)
+            per_image = -self._objective(self.template, images, indices, coefs, groups, redirect, weights,
+                                         r.precision)
             return ops.sum(per_image), per_image
 
         grad_fn = backend.value_and_grad(loss_fn)

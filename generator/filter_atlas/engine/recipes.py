@@ -14,6 +14,7 @@ from ..errors import AtlasError
 from .objectives import Objective, lp_norm, total_variation
 from .optimizers import Adam, RMSProp
 from .param import Fourier, Pixel
+from .precision import Precision, check
 from .transforms import Jitter, Rotate, Scale, Transform
 
 
@@ -36,6 +37,8 @@ class Recipe:
         redirect_steps: First steps with the ReLU gradient redirected (Lucid).
         xla: TensorFlow only: compile the step with XLA (``True``) or as a graph whose
             convolutions run on oneDNN (``False``); ``None`` lets ``choose_xla`` pick by layer.
+        precision: The model's compute precision in the step, ``float32`` or ``bfloat16``
+            (see ``engine.precision``); reported activations are always measured in float32.
     """
 
     name: str
@@ -49,8 +52,10 @@ class Recipe:
     standardize: bool = False
     redirect_steps: int = 16
     xla: bool | None = None
+    precision: Precision = "float32"
 
     def __post_init__(self) -> None:
+        check(self.precision)
         if self.edge not in ("grey", "wrap"):
             raise AtlasError(f"recipe edge must be 'grey' or 'wrap', got {self.edge!r}")
         if self.steps <= 0:
@@ -71,6 +76,8 @@ class Recipe:
             "standardize": self.standardize,
             "redirect_steps": self.redirect_steps,
             "xla": self.xla,
+            # Only when not the default, so float32 keys stay what they were before the option.
+            **({"precision": self.precision} if self.precision != "float32" else {}),
         }
 
 

@@ -36,16 +36,18 @@ def render_commands(record: ModelRecord, rows: Iterable[tuple[Layer, list[Tile]]
     with ``recipe``, that recipe at its default steps instead of the tiles' own."""
     lines = []
     for layer, tiles in rows:
-        groups: dict[tuple[str, int, int, int, tuple[str, ...]], list[int]] = defaultdict(list)
+        groups: dict[tuple[str, int, int, int, tuple[str, ...], str], list[int]] = defaultdict(list)
         for t in tiles:
             views = ("--views", "channel") if recipe else _views(t)
-            groups[recipe or t.recipe, t.size, 0 if recipe else t.steps, t.seed, views].append(t.index)
-        for (name, size, steps, seed, views), indices in sorted(groups.items()):
+            settings = (0, "") if recipe else (t.steps, t.precision or "")
+            groups[recipe or t.recipe, t.size, settings[0], t.seed, views, settings[1]].append(t.index)
+        for (name, size, steps, seed, views, precision), indices in sorted(groups.items()):
             chosen = "all" if indices == list(range(layer.filters or -1)) else ",".join(map(str, indices))
             side = f"{size}x{record.input_width}" if record.input_width else str(size)
             what = ["filter-atlas", "render", *model_args(record, weights), "--recipe", name]
             how = ["--layers", layer.name, "--filters", chosen, "--size", side, "--seed", str(seed),
-                   *(["--steps", str(steps)] if steps else []), *views]
+                   *(["--steps", str(steps)] if steps else []), *views,
+                   *(["--precision", precision] if precision else [])]
             lines.append(" ".join(map(shell, what)) + " \\\n    " + " ".join(map(shell, how)))
     return lines
 

@@ -93,6 +93,7 @@ class Tile:
     seed: int
     unit: Unit | None = None
     contrast: Contrast | None = None  # keras-vis images: shown a second time, contrast stretched
+    precision: str | None = None  # "bfloat16" when the model computed in it; None: float32
 
     @property
     def ratio(self) -> float | None:
@@ -106,7 +107,8 @@ class Tile:
 
     @property
     def caption(self) -> str:
-        return f"{self.model} · {self.layer} · filter {self.index} · {self.recipe}"
+        return f"{self.model} · {self.layer} · filter {self.index} · {self.recipe}" + \
+            (f" · {self.precision}" if self.precision else "")
 
 
 @dataclass
@@ -330,7 +332,8 @@ def build_atlas(manifest: Manifest, atlas_dir: Path, docs_dir: Path) -> Atlas:
         tile = Tile(variant.model, layer.name, e.index, variant.recipe, anchor, layer.page, image, thumb,
                     file, float(e.activation), float(e.natural_activation), e.dead, variant.trained,
                     e.steps, e.size, e.seed, unit,
-                    contrast(file) if e.recipe == STRETCHED and file and file.is_file() else None)
+                    contrast(file) if e.recipe == STRETCHED and file and file.is_file() else None,
+                    e.precision)
         tiles.append(tile)
         grids[layer.name, variant].append(tile)
     if missing:
