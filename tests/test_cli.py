@@ -92,8 +92,8 @@ def test_dead_filter_is_marked_and_ships_no_image(cli, tiny_model_path, tmp_path
 
 def _command(out: Path, weights: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "filter_atlas", "render", "--weights", str(weights), "--out", str(out),
-            "--layers", "block1_conv1,block3_conv2,block4_conv1", "--sample", "2", "--size", "64",
-            "--steps", "40", "--views", "channel", "--quiet", *extra]
+            "--layers", "block1_conv1,block2_conv1,block3_conv2", "--sample", "2", "--size", "48",
+            "--steps", "24", "--views", "channel", "--quiet", *extra]
 
 
 def _env(**extra: str) -> dict[str, str]:

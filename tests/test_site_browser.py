@@ -99,10 +99,23 @@ class Visit:
         self.page.screenshot(path=SHOTS / name, full_page=full_page)
 
 
+# Scroll down the page half a screen at a time, two frames each (lazy images start loading as they
+# near the screen), then bring any image still not loading into view: one round trip per page.
+SCROLL_THROUGH = """async () => {
+  const frames = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  for (let y = 0; y < document.documentElement.scrollHeight; y += innerHeight / 2) {
+    scrollTo(0, y);
+    await frames();
+  }
+  for (const img of document.images) {
+    if (!img.complete) { img.scrollIntoView(); await frames(); }
+  }
+}"""
+
+
 def load_all_images(page) -> list[dict]:
     """Scroll every image into view (they are lazy), wait for each, and report its size."""
-    for img in page.locator("img").all():
-        img.scroll_into_view_if_needed()
+    page.evaluate(SCROLL_THROUGH)
     page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=20_000)
     return page.eval_on_selector_all(
         "img", "els => els.map(i => ({src: i.currentSrc, w: i.naturalWidth, lazy: i.loading}))")

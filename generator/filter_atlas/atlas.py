@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -36,8 +37,31 @@ class Summary:
     manifest: Path
 
 
+OPEN_MODELS = 4  # loaded models a process keeps, with their compiled steps
+_open: OrderedDict[tuple, LoadedModel] = OrderedDict()
+
+
 def open_model(spec: AtlasSpec) -> LoadedModel:
-    return load_model(spec.model, spec.weights, spec.seed, spec.preprocess)
+    """The spec's model, loaded once per process while its files stay unchanged (path, size and
+    modification time), so that repeated renders in one process (Python, tests) reuse its
+    compiled steps; the least recently used of more than ``OPEN_MODELS`` is dropped."""
+    key = (spec.model, spec.weights, spec.seed, spec.preprocess, backend.name(),
+           _file_state(spec.model), _file_state(spec.weights))
+    if key not in _open:
+        _open[key] = load_model(spec.model, spec.weights, spec.seed, spec.preprocess)
+        if len(_open) > OPEN_MODELS:
+            _open.popitem(last=False)
+    _open.move_to_end(key)
+    return _open[key]
+
+
+def _file_state(name: str) -> tuple | None:
+    """What tells a changed file: resolved path, size and modification time; None if not a file."""
+    path = Path(name)
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
 
 
 def pick(spec: AtlasSpec, layer: ConvLayer) -> list[int]:
