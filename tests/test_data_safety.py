@@ -439,3 +439,26 @@ def test_a_malformed_manifest_is_one_line(cli, tiny_model_path, tmp_path, change
         result = cli("pages", "--out", out, "--docs", docs)
     one_line_error(result, f"{out / MANIFEST}: malformed manifest: {message}")
     assert snapshot(docs) == before
+
+
+def test_a_loaded_model_is_reused_until_its_file_changes(tiny_model_path, tmp_path):
+    """In one process the same model file gives the same loaded model (its compiled steps are
+    reused); a file rewritten since, even at the same path, is loaded again."""
+    import keras
+    from filter_atlas.atlas import open_model
+    from filter_atlas.spec import build_spec
+
+    path = tmp_path / "mine.keras"
+    shutil.copy(tiny_model_path, path)
+    spec = build_spec({}, {"model": str(path)})
+    first = open_model(spec)
+    assert open_model(spec) is first
+    model = keras.saving.load_model(path, compile=False)
+    kernel, bias = model.get_layer("conv_a").get_weights()
+    model.get_layer("conv_a").set_weights([kernel + 1.0, bias])
+    model.save(path)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # coarse clocks
+    second = open_model(spec)
+    assert second is not first
+    np.testing.assert_allclose(second.model.get_layer("conv_a").get_weights()[0], kernel + 1.0)
