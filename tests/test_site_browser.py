@@ -84,9 +84,12 @@ class Visit:
                      and not r.url.startswith("data:") and self.foreign.append(r.url))
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
 
-    def go(self, url: str) -> None:
+    def go(self, url: str, idle: bool = True) -> None:
+        """Open ``url`` and wait for its load event (scripts run, DOM built) and, with ``idle``,
+        for half a second without requests (lazy images, the search index)."""
         self.page.goto(url)
-        self.page.wait_for_load_state("networkidle")
+        if idle:
+            self.page.wait_for_load_state("networkidle")
 
     def check(self) -> None:
         assert not self.errors, self.errors
@@ -297,7 +300,7 @@ def test_every_page_passes_axe(browser, committed, viewport, scheme, only):
     visit = Visit(browser, scheme, viewport)
     found, wide = {}, {}
     for name in pages:
-        visit.go(url + name)
+        visit.go(url + name, idle=False)  # axe reads the DOM, which the load event has built
         expected = "slate" if scheme == "dark" else "default"
         assert visit.page.evaluate("document.body.getAttribute('data-md-color-scheme')") == expected
         if violations := axe_violations(visit.page):
