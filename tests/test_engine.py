@@ -90,6 +90,7 @@ def test_bfloat16_changes_the_step_and_leaves_the_model_float32(vgg16):
     half = render(vgg16, objectives, recipe=replace(LUCID, precision="bfloat16"), size=48, steps=12)
     after = render(vgg16, objectives, size=48, steps=12)
     assert not np.array_equal(half.images, before.images)
+    np.testing.assert_allclose(half.activations, before.activations, rtol=0.1)  # as far in the same steps
     np.testing.assert_array_equal(after.images, before.images)
     assert all(layer.compute_dtype == "float32" for layer in vgg16.model.layers)
     assert "precision" not in LUCID.key()  # float32 keys are those of before the option
