@@ -58,6 +58,11 @@ XPLIQUE_REQUIREMENTS = [
 ]
 
 
+# (label, recipe, precision) of each row of a layer.
+ROWS = (("keras-vis", "keras-vis", "float32"), ("lucid", "lucid", "float32"),
+        ("lucid-bfloat16", "lucid", "bfloat16"))
+
+
 def per_step(run: Callable[[int], None], steps: int, repeats: int) -> float:
     """Seconds per step of ``run(steps)``: a long run minus a short one, best of ``repeats``."""
     short = max(1, steps // 4)
@@ -154,10 +159,8 @@ def main() -> None:
         gflop = 4 * conv_info.cost / 1e9  # per image-step
 
         t_xplique = None
-        for name in ("keras-vis", "lucid", "lucid-bfloat16"):
-            recipe = get_recipe(name.split("-bfloat16")[0])
-            if name.endswith("bfloat16"):
-                recipe = dataclasses.replace(recipe, precision="bfloat16")
+        for name, base, precision in ROWS:
+            recipe = dataclasses.replace(get_recipe(base), precision=precision)
             objs = [obj.channel(layer, i) for i in filters]
 
             def ours(steps: int, recipe=recipe, objs=objs) -> None:
@@ -165,16 +168,16 @@ def main() -> None:
 
             t_ours = per_step(ours, args.steps, args.repeats) / n
             t_peer = None
-            if name == "keras-vis" and tf_backend:
+            if base == "keras-vis" and tf_backend:
                 t_peer = per_step(tf_keras_vis(loaded, keras, layer, filters, seed), args.steps,
                                   args.repeats) / n
-            elif name.startswith("lucid") and python:
+            elif base == "lucid" and python:
                 if t_xplique is None:
                     t_xplique = xplique_step(python, args.weights, layer, filters, size, args.steps,
                                              args.repeats)
                 t_peer = t_xplique
             mode = "XLA" if compiled(loaded, layer, recipe, size).xla else "graph"
-            peer = peers[name.split("-bfloat16")[0]]
+            peer = peers[base]
             peer_ms = f"{1000 * t_peer:>8.1f} {gflop / t_peer:>7.0f}" if t_peer else f"{'-':>8} {'-':>7}"
             speed_up = f"{t_peer / t_ours:>7.2f}x" if t_peer else f"{'-':>8}"
             print(f"{layer:<13} {name:<15} {mode:<7} {1000 * t_ours:>12.1f} {gflop / t_ours:>7.0f} "

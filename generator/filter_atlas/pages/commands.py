@@ -39,8 +39,8 @@ def render_commands(record: ModelRecord, rows: Iterable[tuple[Layer, list[Tile]]
         groups: dict[tuple[str, int, int, int, tuple[str, ...], str], list[int]] = defaultdict(list)
         for t in tiles:
             views = ("--views", "channel") if recipe else _views(t)
-            settings = (0, "") if recipe else (t.steps, t.precision or "")
-            groups[recipe or t.recipe, t.size, settings[0], t.seed, views, settings[1]].append(t.index)
+            steps, precision = (0, "") if recipe else (t.steps, t.precision or "")
+            groups[recipe or t.recipe, t.size, steps, t.seed, views, precision].append(t.index)
         for (name, size, steps, seed, views, precision), indices in sorted(groups.items()):
             chosen = "all" if indices == list(range(layer.filters or -1)) else ",".join(map(str, indices))
             side = f"{size}x{record.input_width}" if record.input_width else str(size)
