@@ -118,6 +118,7 @@ def write_atlas(out: Path, layers: dict[str, list[int]], *, variants=(("vgg16", 
     filter indices) of each (model, recipe) in ``variants``, replacing any atlas in ``out``; a model
     whose name ends in ``-untrained`` is VGG16 with random weights. Images are gratings whose period
     grows with depth; files are hard links to a few encoded PNGs, so thousands of filters stay cheap."""
+    from filter_atlas.naming import entry_paths
     from filter_atlas.store import (
         SCHEMA,
         ConvLayerRecord,
@@ -126,9 +127,11 @@ def write_atlas(out: Path, layers: dict[str, list[int]], *, variants=(("vgg16", 
         ModelRecord,
         RunRecord,
         Store,
+        Views,
         png_bytes,
         thumbnail,
     )
+    from filter_atlas.views import ImageRecord
 
     (out / "manifest.json").unlink(missing_ok=True)
     store = Store(out)
@@ -139,7 +142,7 @@ def write_atlas(out: Path, layers: dict[str, list[int]], *, variants=(("vgg16", 
         trained = not model.endswith("-untrained")
         for depth, (layer, indices) in enumerate(layers.items()):
             for index in indices:
-                image, thumb = store.paths(model, layer, index, recipe)
+                image, thumb = entry_paths((model, layer, index, recipe))
                 is_dead = (model, layer, index) in dead
                 if not is_dead:
                     key = (depth, index % 6)
@@ -152,15 +155,16 @@ def write_atlas(out: Path, layers: dict[str, list[int]], *, variants=(("vgg16", 
                         (out / rel).parent.mkdir(parents=True, exist_ok=True)
                         (out / rel).unlink(missing_ok=True)
                         os.link(src, out / rel)
-                entries.append(FilterEntry(
-                    model=model, layer=layer, index=index, recipe=recipe,
+                channel = ImageRecord(
                     image=None if is_dead else image, thumbnail=None if is_dead else thumb,
-                    steps=8, size=size, seed=0, start_activation=0.5,
+                    steps=8, size=size, start_activation=0.5,
                     activation=0.0 if is_dead else round(10 + index * 0.37 + depth, 4),
+                    seconds=0.1, key=f"{model}/{layer}/{index}/{recipe}",
+                    sha256=None if is_dead else "0" * 64, run="run0")
+                entries.append(FilterEntry(
+                    model=model, layer=layer, index=index, recipe=recipe, seed=0, trained=trained,
                     natural_activation=round(4 + (index % 7) * 2.5, 4), dead=is_dead,
-                    trained=trained, seconds=0.1, key=f"{model}/{layer}/{index}/{recipe}",
-                    sha256=None if is_dead else "0" * 64, run="run0",
-                ))
+                    views=Views(channel=channel)))
     for src in pool.values():
         for path in src:
             path.unlink()

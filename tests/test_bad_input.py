@@ -35,6 +35,10 @@ def render(cli, weights, *args):
     (("--layers", "block1_conv1", "--size", "100000"), "above the maximum side of 4096 px"),
     (("--layers", "block1_conv1", "--size", "64x100000"), "above the maximum side of 4096 px"),
     (("--config", "absent.toml"), "--config absent.toml: no such file"),
+    (("--layers", ""), "--layers names no layer"),  # not: every layer
+    (("--layers", " , "), "--layers names no layer"),
+    (("--layers", "block1_conv1", "--views-size", "4"), "--views-size 4 is below vgg16's minimum of 32 px"),
+    (("--layers", "block1_conv1", "--views-size", "5000"), "--views-size 5000 is above the maximum side"),
 ])
 def test_bad_render_arguments(cli, weights_path, tmp_path, args, needle):
     _check(render(cli, weights_path, *args), needle, tmp_path)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from filter_atlas.api import compiled
-from filter_atlas.atlas import cache_key
 from filter_atlas.engine.recipes import LUCID
+from filter_atlas.keys import cache_key
 
 from .conftest import DEAD_FILTER, read_pngs
 
@@ -47,16 +47,18 @@ def test_render_writes_images_thumbnails_and_manifest(cli, weights_path, vgg16, 
     assert model["layers"][0] == {"name": "block1_conv1", "filters": 64, "output_shape": [32, 32, 64],
                                   "receptive_field": 3}
     for entry in data["filters"]:
-        assert {"layer", "index", "image", "thumbnail", "recipe", "steps", "size", "seed", "start_activation",
-                "activation", "natural_activation", "dead", "seconds"} <= set(entry)
-        assert entry["size"] == 32 and entry["steps"] == 6 and not entry["dead"]
-        assert (out / entry["image"]).is_file() and (out / entry["thumbnail"]).is_file()
+        own = entry["views"]["channel"]
+        assert {"layer", "index", "recipe", "seed", "natural_activation", "dead"} <= set(entry)
+        assert {"image", "thumbnail", "steps", "size", "start_activation", "activation",
+                "seconds"} <= set(own)
+        assert own["size"] == 32 and own["steps"] == 6 and not entry["dead"]
+        assert (out / own["image"]).is_file() and (out / own["thumbnail"]).is_file()
         assert entry["natural_activation"] > 0
         # The key records the compile mode the rule picked: XLA at block1_conv1 only.
         as_run = compiled(vgg16, entry["layer"], LUCID.with_steps(6), 32)
         assert as_run.xla == (entry["layer"] == "block1_conv1")
-        assert entry["key"] == cache_key("vgg16", model["weights_sha256"], "caffe", entry["layer"],
-                                         entry["index"], as_run, 32, 0, "tensorflow")
+        assert own["key"] == cache_key("vgg16", model["weights_sha256"], "caffe", entry["layer"],
+                                       entry["index"], as_run, 32, 0, "tensorflow")
     assert not list(out.rglob("*.tmp"))
 
     # Unchanged inputs: nothing to do. A corrupt image is re-rendered; --force renders all.
@@ -64,7 +66,7 @@ def test_render_writes_images_thumbnails_and_manifest(cli, weights_path, vgg16, 
                           "--sample", "2", "--out", out, "--quiet", *SMALL)
     assert "rendered 0, skipped 4" in stdout
     before = read_pngs(out)
-    victim = out / data["filters"][0]["image"]
+    victim = out / data["filters"][0]["views"]["channel"]["image"]
     victim.write_bytes(victim.read_bytes()[:50])
     code, stdout, _ = cli("render", "--weights", weights_path, "--layers", "block1_conv1,block2_conv1",
                           "--sample", "2", "--out", out, "--quiet", *SMALL)
@@ -85,7 +87,7 @@ def test_dead_filter_is_marked_and_ships_no_image(cli, tiny_model_path, tmp_path
                      "--size", "16", "--steps", "10", "--out", out, "--quiet")
     assert code == 0
     entries = {e["index"]: e for e in manifest(out)["filters"]}
-    assert entries[DEAD_FILTER]["dead"] and entries[DEAD_FILTER]["image"] is None
+    assert entries[DEAD_FILTER]["dead"] and entries[DEAD_FILTER]["views"]["channel"]["image"] is None
     assert sum(e["dead"] for e in entries.values()) == 1
     assert len(list((out / "tiny" / "conv_b").glob("*.png"))) == 5
 
@@ -140,6 +142,7 @@ def test_jax_backend_renders_the_same_filters(cli, tmp_path, weights_path):
     runs = {backend: manifest(tmp_path / backend) for backend in ("jax", "tensorflow")}
     assert next(iter(runs["jax"]["runs"].values()))["backend"] == "jax"
     for a, b in zip(runs["jax"]["filters"], runs["tensorflow"]["filters"], strict=True):
+        a, b = a["views"]["channel"], b["views"]["channel"]
         assert a["activation"] > 5 * a["start_activation"]
         assert a["activation"] == pytest.approx(b["activation"], rel=0.05)
         assert a["key"] != b["key"]  # the backend is part of the cache key

@@ -18,23 +18,34 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock, Timeout
 from filter_atlas import shards
 from filter_atlas.errors import AtlasError
+from filter_atlas.naming import entry_paths, view_paths
 from filter_atlas.store import (
     LOCK,
     MANIFEST,
     THUMB_SIDE,
+    ConvLayerRecord,
+    FilterEntry,
+    ModelRecord,
+    RunRecord,
     Store,
+    Views,
+    atlas_lock,
     atomic_write,
-    manifest_lock,
+    png_bytes,
     read_manifest,
     slug,
+    webp_bytes,
 )
+from filter_atlas.views import ImageRecord
+from filter_atlas.views.base import shown
 from PIL import Image
 
 from .conftest import write_atlas
 
-RUN = {"backend": "tensorflow", "device": "cpu", "versions": {}}
+RUN = RunRecord("tensorflow", "cpu", {})
 TINY = ("--size", "32", "--steps", "4", "--views", "channel", "--quiet")
 
 
@@ -62,23 +73,32 @@ def snapshot(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-def model_record(source: str | None = None) -> dict:
-    record = {"name": "m", "weights": "random", "weights_sha256": "0", "trained": True, "preprocess": "raw",
-              "input_size": 8, "layers": [{"name": "conv", "filters": 4, "output_shape": [8, 8, 4],
-                                           "receptive_field": 3}]}
-    return record if source is None else dict(record, source=source)
+def model_record(source: str | None = None) -> ModelRecord:
+    return ModelRecord(name="m", weights="random", weights_sha256="0", trained=True, preprocess="raw",
+                       input_size=8, layers=(ConvLayerRecord("conv", 4, (8, 8, 4), 3),), source=source)
 
 
 def put(store: Store, index: int, key: str = "k") -> tuple[str, str, int, str]:
     """Store filter ``index`` of model m's layer conv, an 8 px grey image; returns its identity."""
-    image = np.full((8, 8, 3), 40 * index, "uint8")
-    paths = store.paths("m", "conv", index, "lucid")
-    entry = {"model": "m", "layer": "conv", "index": index, "image": paths[0], "thumbnail": paths[1],
-             "recipe": "lucid", "steps": 2, "size": image.shape[0], "seed": 0, "start_activation": 0.1,
-             "activation": 1.5, "natural_activation": 2.0, "dead": False, "trained": True,
-             "seconds": 0.01, "key": key}
-    store.put(RUN, [(entry, image)])
-    return "m", "conv", index, "lucid"
+    identity = ("m", "conv", index, "lucid")
+    image, thumb = entry_paths(identity)
+    pixels = np.full((8, 8, 3), 40 * index, "uint8")
+    hashes = store.write({image: png_bytes(pixels), thumb: png_bytes(pixels)})
+    channel = ImageRecord(image=image, thumbnail=thumb, activation=1.5, start_activation=0.1, size=8, steps=2,
+                          seconds=0.01, key=key, sha256=hashes[image], run=store.add_run(RUN))
+    store.put_entry(FilterEntry(model="m", layer="conv", index=index, recipe="lucid", seed=0, trained=True,
+                                natural_activation=2.0, dead=False, views=Views(channel=channel)))
+    store.save()
+    return identity
+
+
+def lock_is_free(root: Path) -> bool:
+    """Whether no process holds the atlas's lock now."""
+    try:
+        with FileLock(root / LOCK, timeout=0):
+            return True
+    except Timeout:
+        return False
 
 
 # --- 1. Two processes, one --out ------------------------------------------------------------------
@@ -121,7 +141,7 @@ def test_two_renders_into_one_out_keep_both(tiny_model_path, tmp_path):
         [("conv_a", i) for i in range(4)] + [("conv_b", i) for i in range(6)]
     assert all((out / rel).is_file() for rel in listed_files(out))
     assert {e.run for e in manifest.filters} <= set(manifest.runs)
-    assert not (out / LOCK).exists()
+    assert lock_is_free(out)
 
 
 def test_saves_of_two_stores_merge(tmp_path):
@@ -138,10 +158,11 @@ def test_saves_of_two_stores_merge(tmp_path):
 def test_a_view_saved_by_another_store_is_kept(tmp_path):
     identity = put(Store(tmp_path), 1)
     first, second = Store(tmp_path), Store(tmp_path)
-    view = {"image": "m/conv/0001-lucid-negative.webp", "thumbnail": "m/conv/0001-lucid-negative.webp",
-            "activation": -1.0, "start_activation": 0.0,
-            "size": 8, "steps": 2, "seconds": 0.1, "key": "v"}
-    first.put_view(identity, "negative", view, {view["image"]: np.zeros((8, 8, 3), "uint8")}, RUN)
+    path = "m/conv/0001-lucid-negative.webp"
+    hashes = first.write({path: webp_bytes(np.zeros((8, 8, 3), "uint8"))})
+    first.put_view(identity, "negative", ImageRecord(
+        image=path, thumbnail=path, activation=-1.0, start_activation=0.0, size=8, steps=2, seconds=0.1,
+        key="v", sha256=hashes[path], run=first.add_run(RUN)))
     first.save()
     put(second, 1, key="again")  # the channel again, in a store that never saw the negative view
     (entry,) = read_manifest(tmp_path).filters
@@ -153,7 +174,7 @@ def test_save_waits_for_the_lock(tmp_path):
     held, events = threading.Event(), []
 
     def hold() -> None:
-        with manifest_lock(tmp_path):
+        with atlas_lock(tmp_path):
             held.set()
             time.sleep(0.3)
             events.append("released")
@@ -165,7 +186,7 @@ def test_save_waits_for_the_lock(tmp_path):
     events.append("saved")
     thread.join()
     assert events == ["released", "saved"]
-    assert not (tmp_path / LOCK).exists()
+    assert lock_is_free(tmp_path)
 
 
 # --- 2. Names that clean to the same path ---------------------------------------------------------
@@ -260,12 +281,13 @@ def test_view_thumbnails_are_rebuilt_from_their_webp(tmp_path):
     store = Store(tmp_path)
     identity = put(store, 1)
     pixels = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype="uint8")
-    (image, thumb), = store.view_paths(identity, "negative")
-    shown, files = store.with_thumbnail(image, thumb, pixels)
-    assert shown == thumb
-    store.put_view(identity, "negative", {"image": image, "thumbnail": thumb, "activation": -1.0,
-                                          "start_activation": 0.0, "size": 200, "steps": 2,
-                                          "seconds": 0.1, "key": "v"}, files, RUN)
+    (image, thumb), = view_paths(identity, "negative")
+    shown_thumb, files = shown(image, thumb, pixels)
+    assert shown_thumb == thumb
+    hashes = store.write({rel: webp_bytes(p) for rel, p in files.items()})
+    store.put_view(identity, "negative", ImageRecord(
+        image=image, thumbnail=thumb, activation=-1.0, start_activation=0.0, size=200, steps=2, seconds=0.1,
+        key="v", sha256=hashes[image], run=store.add_run(RUN)))
     store.save()
     (tmp_path / thumb).write_bytes(b"")
     (tmp_path / store.entry(identity).thumbnail).write_bytes(b"not a png")
@@ -302,12 +324,12 @@ def existing(tmp_path) -> Path:
 
 def test_merge_into_an_existing_atlas_keeps_it(tiny_shards, existing):
     kept = {e.identity for e in read_manifest(existing).filters}
-    assert shards.merge([tiny_shards / "s1", tiny_shards / "s2"], existing) == 10
+    assert shards.merge([tiny_shards / "s1", tiny_shards / "s2"], existing) == (10, 0)
     manifest = read_manifest(existing)
     assert kept < {e.identity for e in manifest.filters} and len(manifest.filters) == len(kept) + 10
     assert all((existing / rel).is_file() for rel in listed_files(existing))
     assert sorted(p.name for p in existing.parent.iterdir()) == ["atlas"]  # no stage left beside it
-    assert not (existing / LOCK).exists() and manifest.shard is None
+    assert lock_is_free(existing) and manifest.shard is None
 
 
 def test_merge_that_fails_midway_leaves_out_as_it_was(tiny_shards, existing, monkeypatch):
@@ -337,6 +359,42 @@ def test_merge_refuses_a_shard_missing_a_file(tiny_shards, tmp_path, damage):
         shards.merge([tiny_shards / "s1", broken], tmp_path / "merged")
     assert "\n" not in str(caught.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s2"]
+
+
+def test_merge_refuses_a_shard_with_a_truncated_thumbnail(tiny_shards, tmp_path):
+    broken = tmp_path / "s2"
+    shutil.copytree(tiny_shards / "s2", broken)
+    victim = broken / read_manifest(broken).filters[-1].thumbnail
+    victim.write_bytes(victim.read_bytes()[:40])  # a thumbnail has no sha256 in the manifest
+    with pytest.raises(AtlasError, match=re.escape(f"{victim} is damaged")):
+        shards.merge([tiny_shards / "s1", broken], tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()
+
+
+def test_merge_refuses_to_replace_filters_rendered_with_other_settings(cli, tiny_model_path, tiny_shards,
+                                                                       tmp_path):
+    out = tmp_path / "atlas"
+    code, _, err = render(cli, tiny_model_path, out, "--layers", "conv_a", "--filters", "all", "--size", "48")
+    assert code == 0, err
+    before = snapshot(out)
+    err = one_line_error(cli("merge", tiny_shards / "s1", tiny_shards / "s2", "--out", out),
+                         "holds 4 of these filters rendered with other settings")
+    assert "48 px" in err and "--replace" in err
+    assert snapshot(out) == before
+    code, stdout, err = cli("merge", tiny_shards / "s1", tiny_shards / "s2", "--out", out, "--replace")
+    assert code == 0, err
+    assert "merged 10 filters" in stdout and "replaced 4" in stdout
+    assert {e.size for e in read_manifest(out).filters} == {32}
+
+
+def test_a_shard_folder_of_another_sharding_is_refused(cli, tiny_model_path, tiny_shards, tmp_path):
+    old = tmp_path / "s1"
+    shutil.copytree(tiny_shards / "s1", old)  # shard 1 of 2, rendered earlier
+    before = snapshot(old)
+    one_line_error(cli("render", "--model", tiny_model_path, "--layers", "conv_a,conv_b", "--filters", "all",
+                       "--batch", "2", "--out", old, "--shard", "1/3", *TINY),
+                   "holds another render's filters")
+    assert snapshot(old) == before
 
 
 @pytest.mark.parametrize("where", [".", "inside"])
@@ -417,12 +475,12 @@ def _without_filters(data: dict) -> None:
 
 
 def _entry_without_key(data: dict) -> None:
-    del data["filters"][0]["key"]
+    del data["filters"][0]["views"]["channel"]["key"]
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (_without_filters, "the top level lacks key(s) 'filters'"),
-    (_entry_without_key, "filters[0] lacks key(s) 'key'"),
+    (_without_filters, "Object missing required field `filters`"),
+    (_entry_without_key, "Object missing required field `key` - at `$.filters[0].views.channel`"),
 ])
 @pytest.mark.parametrize("command", ["render", "pages"])
 def test_a_malformed_manifest_is_one_line(cli, tiny_model_path, tmp_path, change, message, command):

@@ -17,9 +17,14 @@ from filter_atlas.engine.objectives import batch_arrays
 from filter_atlas.engine.optimize import image_rng
 from filter_atlas.engine.optimizers import Adam
 from filter_atlas.engine.recipes import KERAS_VIS, LUCID
-from filter_atlas.naturals import natural_images
+from filter_atlas.naturals import bundled_set, load_image
 
 from .conftest import DEAD_FILTER
+
+
+def natural_images(size: int) -> np.ndarray:
+    """The bundled set's photos as one array (N, size, size, 3) uint8."""
+    return np.stack([load_image(n.path, size) for n in bundled_set().sources])
 
 
 @pytest.mark.parametrize("recipe", ["lucid", "keras-vis", replace(LUCID, precision="bfloat16")],
@@ -133,7 +138,7 @@ def _dead_at_start(model, layer, size):
     rend = _renderer(model, layer, obj.channel(layer, 0).template(), LUCID, size)
     rngs = [image_rng(0, obj.channel(layer, i).seed_words(), 0) for i in range(2)]
     state, _ = rend.start(rngs)
-    return np.flatnonzero((channel_means(model, layer, rend.finish(state[0])) == 0).all(axis=0))
+    return np.flatnonzero((channel_means(model, layer, rend.finish(state[0])[0]) == 0).all(axis=0))
 
 
 def test_a_filter_dead_at_the_start_gets_a_first_gradient(vgg16):

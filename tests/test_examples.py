@@ -7,10 +7,16 @@ import itertools
 import keras
 import numpy as np
 import pytest
-from filter_atlas import examples
 from filter_atlas.errors import AtlasError
-from filter_atlas.examples import find_examples
-from filter_atlas.models import LoadedModel, receptive_geometry, weights_digest
+from filter_atlas.examples import find_examples, selection
+from filter_atlas.models import (
+    LoadedModel,
+    box_centre,
+    centre_box,
+    position_boxes,
+    receptive_geometry,
+    weights_digest,
+)
 from filter_atlas.naturals import bundled_set, folder_set, load_image
 from PIL import Image
 
@@ -88,8 +94,8 @@ def test_the_image_with_the_detected_colour_is_the_top_example(colour_model, fol
 
 
 def test_a_large_set_gives_one_patch_per_image(colour_model, folder, tmp_path, monkeypatch):
-    monkeypatch.setattr(examples, "LARGE_SET", 5)
-    monkeypatch.setattr(examples, "MERGE_EVERY", 2)  # the running top k is merged several times
+    monkeypatch.setattr(selection, "LARGE_SET", 5)
+    monkeypatch.setattr(selection, "MERGE_EVERY", 2)  # the running top k is merged several times
     result = _run(colour_model, folder, tmp_path / "cache", k=4)
     top = result.filters["colour", 0].top
     assert len(top) == 4 and len({p.source for p in top}) == 4
@@ -151,16 +157,22 @@ def _same(a, b) -> bool:
         for x, y in ((a[key], b[key]) for key in a))
 
 
-def test_a_second_run_reads_the_cache_and_never_calls_the_model(colour_model, folder, tmp_path):
+def test_a_second_run_reads_the_cache_and_never_calls_the_model(colour_model, folder, tmp_path, monkeypatch):
     first = _run(colour_model, folder, tmp_path / "cache")
-    calls = examples.MODEL_CALLS
-    assert calls > 0
-    second = _run(colour_model, folder, tmp_path / "cache")
-    assert calls == examples.MODEL_CALLS  # not one forward batch
-    assert _same(first.filters, second.filters)
+    assert first.cached == 0
     assert list((tmp_path / "cache").rglob("*.sqlite"))
-    _run(colour_model, folder, tmp_path / "other-cache")
-    assert calls < examples.MODEL_CALLS
+
+    def no_model(names):
+        raise AssertionError(f"the model was cut for a forward pass through {names}")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(colour_model, "trunks", no_model)  # what the forward pass is built from
+        second = _run(colour_model, folder, tmp_path / "cache")
+        assert second.cached == second.used == 5
+        with pytest.raises(AssertionError, match="the model was cut"):  # the guard does bite
+            _run(colour_model, folder, tmp_path / "other-cache")
+    assert _same(first.filters, second.filters)
+    assert _run(colour_model, folder, tmp_path / "other-cache").cached == 0
 
 
 def test_unreadable_images_are_skipped_counted_and_reported_once(colour_model, folder, tmp_path, capsys):
@@ -223,10 +235,10 @@ def test_receptive_geometry_of_vgg16():
     assert {name: (g.field, g.jump, g.start) for name, g in geometry.items() if name in expected} == square
 
 
-@pytest.mark.parametrize("size", [16, 17])
+@pytest.mark.parametrize("size", [16, 17, 48, 51])
 def test_geometry_matches_the_pixels_that_reach_a_position(size):
-    """With strided and dilated 'same' convolutions and a pooling, the box of each position of the first
-    row is exactly the set of input pixels whose change changes that position."""
+    """With strided and dilated 'same' convolutions and a pooling, the box of each position is exactly
+    the set of input pixels whose change changes that position."""
     inputs = keras.Input((None, None, 1))
     x = keras.layers.Conv2D(1, 3, strides=2, padding="same", name="a")(inputs)
     x = keras.layers.MaxPooling2D(2, padding="same", name="p")(x)
@@ -242,10 +254,14 @@ def test_geometry_matches_the_pixels_that_reach_a_position(size):
     probes.reshape(size * size, -1)[np.arange(size * size), np.arange(size * size)] = 100.0
     out = np.asarray(model.predict(probes[..., None], verbose=0))[..., 0]  # (pixels, H, W)
     reference = np.asarray(model.predict(base[None, ..., None], verbose=0))[0, ..., 0]
-    for col in range(out.shape[2]):
-        reached = (out[:, 0, col] != reference[0, col]).reshape(size, size)
-        ys, xs = np.nonzero(reached)
-        low = int(np.floor(g.start[1] + col * g.jump[1] - (g.field[1] - 1) / 2))
-        assert (xs.min(), xs.max() + 1) == (max(low, 0), min(low + g.field[1], size))
-        top = int(np.floor(g.start[0] - (g.field[0] - 1) / 2))
-        assert (ys.min(), ys.max() + 1) == (max(top, 0), min(top + g.field[0], size))
+    h, w = out.shape[1:]
+    reached = []
+    for row, col in itertools.product(range(h), range(w)):
+        ys, xs = np.nonzero((out[:, row, col] != reference[row, col]).reshape(size, size))
+        reached.append([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1])
+    assert position_boxes((size, size), (h, w), g).tolist() == reached  # row-major positions
+    assert list(centre_box((size, size), (h, w), g)) == reached[(h // 2) * w + w // 2]
+    x0, y0, x1, y1 = reached[(h // 2) * w + w // 2]
+    if size > 32:  # a field inside the image: its centre is the box's
+        assert min(x0, y0) > 0 and max(x1, y1) < size
+        assert box_centre((h, w), g) == ((x0 + x1) / 2, (y0 + y1) / 2)

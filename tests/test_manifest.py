@@ -3,13 +3,16 @@ that gives back the committed file byte for byte."""
 
 from __future__ import annotations
 
+import errno
+import gzip
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+import msgspec
 import pytest
 from filter_atlas.errors import AtlasError
 from filter_atlas.shards import merge
@@ -57,6 +60,47 @@ def test_committed_manifest_round_trips_byte_for_byte(tmp_path):
     assert (tmp_path / MANIFEST).read_bytes() == COMMITTED.read_bytes()
 
 
+def test_schema_1_manifest_migrates_with_every_value_kept(tmp_path):
+    """A copy of the committed manifest as schema 1 wrote it (before this package's schema 2):
+    every entry's channel fields move into its channel view, nothing else changes."""
+    old = json.loads(gzip.decompress((REPO / "tests/data/manifest-v1.json.gz").read_bytes()))
+    assert old["schema"] == 1
+    (tmp_path / MANIFEST).write_text(json.dumps(old))
+    manifest = read_manifest(tmp_path)
+    assert manifest.schema == 2 and len(manifest.filters) == len(old["filters"])
+    rows = sorted(old["filters"], key=lambda e: (e["model"], e["layer"], e["index"], e["recipe"]))
+    for raw, entry in zip(rows, manifest.filters, strict=True):
+        channel = {k: v for k, v in (raw.get("views") or {}).get("channel", {}).items() if v is not None}
+        for name in ("image", "thumbnail", "activation", "start_activation", "steps", "size", "seconds",
+                     "key", "sha256", "run"):
+            assert getattr(entry, name) == raw[name] == channel.get(name, raw[name]), name
+        assert (entry.natural_activation, entry.dead, entry.seed) == \
+            (raw["natural_activation"], raw["dead"], raw["seed"])
+        for view, record in (raw.get("views") or {}).items():
+            written = json.loads(msgspec.json.encode(getattr(entry.views, view)))
+            assert written == {k: v for k, v in record.items() if v is not None}, view
+    assert json.loads(msgspec.json.encode(manifest.models)) == old["models"]
+    Store(tmp_path).save()  # the next save writes schema 2, with the same values
+    again = json.loads((tmp_path / MANIFEST).read_text())
+    assert again["schema"] == 2 and "image" not in again["filters"][0]
+    assert read_manifest(tmp_path) == manifest
+
+
+def test_manifest_of_schema_1_with_a_nan_reads_as_a_failed_filter(atlas):
+    text = (atlas / MANIFEST).read_text()
+    data = json.loads(text)
+    data["schema"] = 1
+    entry = data["filters"][0]
+    entry.update({k: v for k, v in entry.pop("views")["channel"].items()})
+    entry["activation"] = float("nan")
+    (atlas / MANIFEST).write_text(json.dumps(data))  # json writes a bare NaN, as schema 1 did
+    assert "NaN" in (atlas / MANIFEST).read_text()
+    first = read_manifest(atlas).filters[0]
+    assert first.failed and first.activation is None
+    Store(atlas).save()
+    json.loads((atlas / MANIFEST).read_text(), parse_constant=pytest.fail)  # standard JSON again
+
+
 def test_reader_gives_typed_records(atlas):
     manifest = read_manifest(atlas)
     assert manifest == read_manifest(atlas / MANIFEST)
@@ -86,25 +130,30 @@ def delete(*keys: str | int) -> Callable[[dict], None]:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (delete("filters", 0, "run"), "malformed manifest: filters[0] lacks key(s) 'run'"),
-    (delete("runs"), "malformed manifest: the top level lacks key(s) 'runs'"),
-    (set_in("filters", 1, "colour", value="red"), "filters[1] has unknown key(s) 'colour'"),
-    (set_in("extra", value=1), "malformed manifest: the top level has unknown key(s) 'extra'"),
-    (set_in("filters", 0, "index", value="3"), "filters[0].index must be an integer, not a string"),
-    (set_in("filters", 0, "index", value=3.0), "filters[0].index must be an integer, not a number"),
-    (set_in("filters", 0, "dead", value=0), "filters[0].dead must be true or false, not an integer"),
-    (set_in("filters", 0, "steps", value=True), "filters[0].steps must be an integer, not true or false"),
-    (set_in("filters", 0, "activation", value="9"), "filters[0].activation must be a number, not a string"),
-    (set_in("filters", 0, "key", value=None), "filters[0].key must be a string, not null"),
-    (set_in("filters", 0, "image", value=7), "filters[0].image must be a string, not an integer"),
-    (set_in("filters", value={}), "filters must be a list, not an object"),
-    (set_in("filters", 0, value=[]), "filters[0] must be an object, not a list"),
+    (delete("filters", 0, "views", "channel", "run"),
+     "missing required field `run` - at `$.filters[0].views.channel`"),
+    (delete("runs"), "missing required field `runs`"),
+    (set_in("filters", 1, "colour", value="red"), "unknown field `colour` - at `$.filters[1]`"),
+    (set_in("filters", 1, "views", "sketch", value={}), "unknown field `sketch` - at `$.filters[1].views`"),
+    (set_in("extra", value=1), "unknown field `extra`"),
+    (set_in("filters", 0, "index", value="3"), "Expected `int`, got `str` - at `$.filters[0].index`"),
+    (set_in("filters", 0, "index", value=3.0), "Expected `int`, got `float` - at `$.filters[0].index`"),
+    (set_in("filters", 0, "dead", value=0), "Expected `bool`, got `int` - at `$.filters[0].dead`"),
+    (set_in("filters", 0, "views", "channel", "steps", value=True),
+     "Expected `int`, got `bool` - at `$.filters[0].views.channel.steps`"),
+    (set_in("filters", 0, "views", "channel", "activation", value="9"),
+     "Expected `float | null`, got `str` - at `$.filters[0].views.channel.activation`"),
+    (set_in("filters", 0, "views", "channel", "key", value=None),
+     "Expected `str`, got `null` - at `$.filters[0].views.channel.key`"),
+    (set_in("filters", value={}), "Expected `array`, got `object` - at `$.filters`"),
+    (set_in("filters", 0, value=[]), "Expected `object`, got `array` - at `$.filters[0]`"),
     (set_in("models", "vgg16", "layers", 0, "filters", value="64"),
-     "models.vgg16.layers[0].filters must be an integer, not a string"),
-    (set_in("runs", "run0", "versions", "keras", value=3), "runs.run0.versions.keras must be a string"),
-    (set_in("shard", value={"index": 1, "count": 2}), "shard lacks key(s) 'plan'"),
-    (set_in("schema", value=2), "has an unknown schema (2, expected 1)"),
-    (delete("schema"), "has an unknown schema (None, expected 1)"),
+     "Expected `int`, got `str` - at `$.models[...].layers[0].filters`"),
+    (set_in("runs", "run0", "versions", "keras", value=3),
+     "Expected `str`, got `int` - at `$.runs[...].versions"),
+    (set_in("shard", value={"index": 1, "count": 2}), "missing required field `plan` - at `$.shard`"),
+    (set_in("schema", value=3), "has an unknown schema (3, expected 2 or older)"),
+    (delete("schema"), "has an unknown schema (None, expected 2 or older)"),
 ])
 def test_reader_names_what_is_wrong(atlas, change, message):
     path = rewrite(atlas, change)
@@ -117,7 +166,7 @@ def test_reader_names_what_is_wrong(atlas, change, message):
 @pytest.mark.parametrize(("content", "message"), [
     (b'{"schema": 1, "filters": [', "is not a readable manifest"),
     (b"\xff\xfe not utf-8", "is not a readable manifest"),
-    (b"[1, 2]", "malformed manifest: the top level must be an object, not a list"),
+    (b"[1, 2]", "has an unknown schema (None"),
 ])
 def test_reader_refuses_what_is_not_a_manifest(tmp_path, content, message):
     (tmp_path / MANIFEST).write_bytes(content)
@@ -131,7 +180,7 @@ def test_reader_refuses_what_is_not_a_manifest(tmp_path, content, message):
 
 
 def test_numbers_and_the_earliest_manifests_are_read_as_written(atlas, tmp_path):
-    rewrite(atlas, set_in("filters", 0, "activation", value=12))  # JSON has no float type of its own
+    rewrite(atlas, set_in("filters", 0, "views", "channel", "activation", value=12))  # JSON has no float type
     rewrite(atlas, delete("models"))  # manifests before models were recorded
     manifest = read_manifest(atlas)
     assert manifest.filters[0].activation == 12 and manifest.models == {}
@@ -139,31 +188,31 @@ def test_numbers_and_the_earliest_manifests_are_read_as_written(atlas, tmp_path)
     store.adopt(manifest)
     store.save()
     assert read_manifest(tmp_path / "copy") == manifest
-    assert '"activation": 12,' in (tmp_path / "copy" / MANIFEST).read_text()
+    written = json.loads((tmp_path / "copy" / MANIFEST).read_text())
+    assert written["filters"][0]["views"]["channel"]["activation"] == 12  # written as the float 12.0
 
 
-def test_store_types_what_the_renderer_hands_it(tmp_path):
-    store = Store(tmp_path)
-    image, thumb = store.paths("m", "conv", 3, "lucid")
-    entry = {"model": "m", "layer": "conv", "index": 3, "image": image, "thumbnail": thumb,
-             "recipe": "lucid", "steps": 2, "size": 8, "seed": 0, "start_activation": 0.1,
-             "activation": 1.5, "natural_activation": 2.0, "dead": False, "trained": True,
-             "seconds": 0.01, "key": "k"}
-    store.describe_model("m", {"name": "m", "weights": "random", "weights_sha256": "0", "trained": True,
-                               "preprocess": "raw", "input_size": 8,
-                               "layers": [{"name": "conv", "filters": 4, "output_shape": [8, 8, 4],
-                                           "receptive_field": 3}]})
-    store.put({"backend": "tensorflow", "device": "cpu", "versions": {"keras": "3"}},
-              [(entry, np.zeros((8, 8, 3), "uint8")), (dict(entry, index=1, dead=True), None)])
-    dead, live = read_manifest(tmp_path).filters
-    assert (dead.index, dead.image, dead.sha256) == (1, None, None)
-    assert (tmp_path / live.image).is_file() and live.sha256 and live.run in read_manifest(tmp_path).runs
-    with pytest.raises(ValueError, match="unknown key"):
-        store.put({"backend": "b", "device": "d", "versions": {}}, [(dict(entry, dead=True, colour=1), None)])
+def test_failed_rename_of_the_manifest_keeps_the_old_one_whole(atlas, monkeypatch):
+    before = (atlas / MANIFEST).read_bytes()
+    store = Store(atlas)
+    store.set_natural_activation(store.filters[0].identity, 99.0)  # a change to save
+    real = os.replace
+
+    def refuse(src, dst):
+        if Path(dst).name == MANIFEST:
+            raise OSError(errno.EIO, "input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(AtlasError, match=f"cannot write {re.escape(str(atlas / MANIFEST))}"):
+        store.save()
+    assert (atlas / MANIFEST).read_bytes() == before
+    assert read_manifest(atlas).filters[0].natural_activation != 99.0
+    assert not [p for p in atlas.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_merge_names_the_shard_manifest_that_is_wrong(atlas, tmp_path):
     rewrite(atlas, set_in("shard", value={"index": 1, "count": 1, "plan": "p", "when": "now"}))
-    with pytest.raises(AtlasError, match=r"cannot read shard manifest: .*shard has unknown key\(s\) 'when'"):
+    with pytest.raises(AtlasError, match=r"shard manifest: .*unknown field `when` - at `\$\.shard"):
         merge([atlas], tmp_path / "merged")
     assert not (tmp_path / "merged").exists()

@@ -124,9 +124,10 @@ def test_grayscale_model_with_depthwise_separable_and_unsafe_names(models, tmp_p
     live = [e for e in found if not e["dead"]]
     assert live
     for e in live:
-        with Image.open(docs / "atlas" / e["image"]) as image:
+        with Image.open(docs / "atlas" / e["views"]["channel"]["image"]) as image:
             assert image.mode == "L" and image.size == (28, 28)
-    assert len({e["image"].split("/")[1] for e in live}) == len({e["layer"] for e in live})  # own folders
+    folders = {e["views"]["channel"]["image"].split("/")[1] for e in live}
+    assert len(folders) == len({e["layer"] for e in live})  # own folders
     build_site(capsys, docs, tmp_path)
 
 
@@ -135,9 +136,10 @@ def test_non_square_fixed_model_renders_at_its_own_shape(models, tmp_path, capsy
     assert run("render", "--model", models["rect"], "--layers", "c2", "--filters", "all", "--out", out,
                "--views", "channel,negative,neuron", "--steps", "4", "--quiet") == 0, capsys.readouterr().err
     for e in entries(out):
-        assert (e["size"], e["width"]) == (24, 40)
+        channel = e["views"]["channel"]
+        assert (channel["size"], channel["width"]) == (24, 40)
         if not e["dead"]:
-            with Image.open(out / e["image"]) as image:
+            with Image.open(out / channel["image"]) as image:
                 assert image.size == (40, 24)  # width x height
     assert run("render", "--model", models["rect"], "--size", "24x40", "--out", out, *FAST) == 0
     assert "skipped" in capsys.readouterr().out
@@ -254,7 +256,8 @@ def test_init_takes_a_model_file_to_a_browsable_site(models, tmp_path, capsys, m
     manifest = json.loads((folder / "docs/atlas/manifest.json").read_text())
     shown = "".join(p.read_text() for p in (site / "blocks").glob("*.html"))
     for entry in manifest["filters"]:
-        assert (site / "atlas" / entry["image"]).is_file() and f'atlas/{entry["image"]}' in shown
+        image = entry["views"]["channel"]["image"]
+        assert (site / "atlas" / image).is_file() and f"atlas/{image}" in shown
     assert (site / "assets/filter-atlas.css").is_file() and (site / "search/search_index.json").is_file()
 
     monkeypatch.chdir(folder)  # the user's next run, in their folder

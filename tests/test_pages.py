@@ -19,6 +19,7 @@ from filter_atlas.errors import AtlasError
 from filter_atlas.mkdocs_plugin import expand
 from filter_atlas.pages import markdown_text, render_pages, shell, write_pages
 from filter_atlas.pages.derived import contrast, derived_files, stretched, webp
+from filter_atlas.pages.text import activation, number
 from filter_atlas.progression import MAX_MEASURED, Panel, Series, chart_svg, image_stats, layer_stats
 from filter_atlas.site import build_site
 from filter_atlas.store import png_bytes, read_manifest, slug
@@ -291,11 +292,10 @@ def test_pages_are_deterministic_and_rewritten_only_when_changed(docs):
     assert render_pages(docs / "atlas", docs) == first
     assert write_pages(docs / "atlas", docs) == (len(first), len(first))
     assert write_pages(docs / "atlas", docs) == (len(first), 0)
-    (docs / "blocks/block9.md").write_text("stale")
     shutil.rmtree(docs / "atlas")
     write_atlas(docs / "atlas", {"block1_conv1": [0, 1]})
     assert write_pages(docs / "atlas", docs)[1] > 0
-    assert sorted(p.name for p in (docs / "blocks").iterdir()) == ["block1.md"]
+    assert sorted(p.name for p in (docs / "blocks").iterdir()) == ["block1.md"]  # block2 and 3 removed
 
 
 def test_untrained_row_recipe_comparison_and_dead_filters(docs):
@@ -343,7 +343,7 @@ def test_manifests_that_cannot_be_published_are_refused(docs, tmp_path):
     for image, message in (("../../outside.png", "leaves the atlas directory"),
                            ("/etc/passwd", "leaves the atlas directory"),
                            ("vgg16/block1_conv1/9999-lucid.png", "missing")):
-        manifest["filters"][0]["image"] = image
+        manifest["filters"][0]["views"]["channel"]["image"] = image  # schema 2: the channel view's image
         (docs / "atlas/manifest.json").write_text(json.dumps(manifest))
         with pytest.raises(AtlasError, match=message):
             render_pages(docs / "atlas", docs)
@@ -352,12 +352,62 @@ def test_manifests_that_cannot_be_published_are_refused(docs, tmp_path):
         render_pages(docs / "atlas", docs)
 
 
-def test_build_is_strict(docs, tmp_path):
+def test_build_is_strict_and_a_failed_build_keeps_the_previous_site(docs, tmp_path):
     write_atlas(docs / "atlas", {"block1_conv1": [0]})
     write_pages(docs / "atlas", docs)
+    site = build_site(MKDOCS, docs, tmp_path / "site")
+    (site / "mine.txt").write_text("kept")  # a clean build would remove it
+    before = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()}
     (docs / "index.md").write_text((docs / "index.md").read_text() + "\n[gone](missing.md)\n")
+    with pytest.raises(AtlasError, match="strict mode") as failed:
+        build_site(MKDOCS, docs, site)
+    assert "\n" not in str(failed.value) and "contains a link 'missing.md'" in str(failed.value)
+    assert {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
+    shutil.rmtree(site)
     with pytest.raises(AtlasError, match="strict mode"):
-        build_site(MKDOCS, docs, tmp_path / "site")
+        build_site(MKDOCS, docs, site)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs"]  # no site, and no half-built one
+
+
+def test_empty_manifest_builds(docs, tmp_path):
+    (docs / "atlas").mkdir(parents=True)
+    (docs / "atlas/manifest.json").write_text('{"schema": 1, "runs": {}, "filters": []}')
+    pages = build(docs, tmp_path / "site")
+    check_site(tmp_path / "site", pages)
+    assert "Nothing rendered yet" in "".join(pages["index.html"].text)
+
+
+def test_numbers_that_are_not_finite_and_failed_filters(docs, tmp_path):
+    assert [number(v) for v in (None, float("nan"), float("inf"), -float("inf"), 123.4, 12.34, 1.234)] == \
+        ["\N{EN DASH}", "n/a", "n/a", "n/a", "123", "12.3", "1.23"]
+    assert number(float("nan"), 3) == "n/a" and number(0.5, 3) == "0.500"
+    assert [activation(v) for v in (None, float("nan"), float("inf"), 12.34)] == ["failed"] * 3 + ["12.3"]
+    # Filter 1 failed (no image, activation NaN, which schema 1 wrote); filter 2's photos failed.
+    (docs / "atlas/vgg16").mkdir(parents=True)
+    (docs / "atlas/vgg16/2.png").write_bytes(png_bytes(grating(4, 1, 32)))
+
+    def entry(index: int, image: str | None, activation: str, natural: str) -> str:
+        image_json = json.dumps(image)
+        return (f'{{"model": "vgg16", "layer": "block1_conv1", "index": {index}, "recipe": "lucid", '
+                f'"image": {image_json}, "thumbnail": {image_json}, "steps": 8, "size": 32, "seed": 0, '
+                f'"start_activation": 0.5, "activation": {activation}, "natural_activation": {natural}, '
+                f'"dead": false, "trained": true, "seconds": 0.1, "key": "k{index}", "sha256": null, '
+                f'"run": "run0"}}')
+
+    (docs / "atlas/manifest.json").write_text(
+        '{"schema": 1, "runs": {"run0": {"backend": "tensorflow", "device": "cpu", "versions": {}}}, '
+        f'"filters": [{entry(1, None, "NaN", "4.0")}, {entry(2, "vgg16/2.png", "12.34", "NaN")}]}}')
+    pages = build(docs, tmp_path / "site")
+    check_site(tmp_path / "site", pages)
+    markdown = render_pages(docs / "atlas", docs)
+    assert not [rel for rel, text in markdown.items() if re.search(r"\bnan\b", text, re.I)]
+    tiles = dict(re.findall(r'<figure class="fa-tile[^"]*" id="block1_conv1-(\d)">(.*?)</figure>',
+                            markdown["blocks/block1.md"]))
+    assert "<img" not in tiles["1"] and ">failed</div>" in tiles["1"] and "failed / 4.00" in tiles["1"]
+    assert "12.3 / failed" in tiles["2"] and "fa-beats" not in tiles["2"]
+    index = json.loads((tmp_path / "site/search/search_index.json").read_text())
+    text, = (d["text"] for d in index["docs"] if d["location"].endswith("#block1_conv1-1"))
+    assert text.startswith("Filter 1 of block1_conv1, vgg16, lucid recipe. Failed: its render gave no finite")
 
 
 def test_manifest_without_models_section_still_publishes(docs, tmp_path):
@@ -419,6 +469,7 @@ def test_nav_hook_lists_gallery_pages_in_natural_order(tmp_path):
     blocks = ["blocks/block1.md", "blocks/block2.md", "blocks/block10.md"]
     assert expand(nav, tmp_path) == [{"Home": "index.md"}, {"Gallery": blocks}, {"More": [{"G": blocks}]},
                                      "plain.md"]
+    assert expand([{"Home": "index.md"}, {"Empty": "none/"}], tmp_path) == [{"Home": "index.md"}]
 
 
 def test_cli_pages_and_build(cli, tmp_path):

@@ -134,8 +134,8 @@ def test_every_gallery_image_loads_and_zooms_to_full_size(browser, committed):
     tiles = [e for e in manifest["filters"] if not e["dead"]]
     # A tile is a <picture>: at 1x the browser takes the WebP of its PNG thumbnail (not the PNG, not
     # the full-size source), and a keras-vis tile shows its contrast-stretched copy beside it.
-    live = {webp(e["thumbnail"]) for e in tiles} | {stretched(e["thumbnail"]) for e in tiles
-                                                    if e["recipe"] == STRETCHED}
+    thumbs = [(e["views"]["channel"]["thumbnail"], e["recipe"]) for e in tiles]
+    live = {webp(t) for t, _ in thumbs} | {stretched(t) for t, recipe in thumbs if recipe == STRETCHED}
     assert all(p.endswith(".webp") for p in live)
     for views in (e.get("views", {}) for e in manifest["filters"]):  # the unit panels' images, as they are
         live |= {v["thumbnail"] for k, v in views.items() if k in ("negative", "neuron")}
@@ -159,8 +159,9 @@ def test_every_gallery_image_loads_and_zooms_to_full_size(browser, committed):
     zoomed.wait_for(state="visible")
     visit.page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=zoomed.element_handle())
     assert zoomed.get_attribute("src") == full and "/thumbs/" not in full
-    entry = next(e for e in manifest["filters"] if e["image"] and full.endswith(e["image"]))
-    assert zoomed.evaluate("i => i.naturalWidth") == entry["size"]
+    own = next(c for e in manifest["filters"] if (c := e["views"]["channel"])["image"]
+               and full.endswith(c["image"]))
+    assert zoomed.evaluate("i => i.naturalWidth") == own["size"]
     visit.page.wait_for_function("i => i.getBoundingClientRect().width >= Math.min(i.naturalWidth, 400) - 1",
                                  arg=zoomed.element_handle())  # the zoom-in animation has ended
     visit.shot("zoom.png")

@@ -72,6 +72,7 @@ def test_repository_config_is_the_classic_atlas():
     ("[tool.filter-atlas]\nsizes = 3", "unknown key 'sizes'"),
     ("[tool.filter-atlas]\nsize = 'big'", "size must be a side such as 224"),
     ("[tool.filter-atlas]\nlayers = [1, 2]", "layers must be a list of names"),
+    ("[tool.filter-atlas]\nlayers = []", "layers names no layer"),
     ("[tool]\nfilter-atlas = 3", "must be a table"),
 ])
 def test_malformed_config(tmp_path, text, message):
@@ -88,3 +89,9 @@ def test_malformed_config(tmp_path, text, message):
 def test_bad_numbers(override, message):
     with pytest.raises(AtlasError, match=message):
         build_spec({}, override)
+
+
+@pytest.mark.parametrize("layers", ["", " , "])
+def test_layers_that_name_no_layer_are_refused(layers):
+    with pytest.raises(AtlasError, match="--layers names no layer"):
+        build_spec({"layers": ["block1_conv1"]}, {"layers": layers})

@@ -6,6 +6,7 @@ The atlas (``filter-atlas render``) and the keras-vis compatibility layer are bu
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -13,12 +14,14 @@ import numpy as np
 
 from .engine import backend
 from .engine.objectives import Objective, batch_arrays, channel
-from .engine.optimize import Renderer, image_rng
+from .engine.optimize import FAILED_GREY, Renderer, image_rng
 from .engine.recipes import Recipe, choose_xla, get_recipe
 from .errors import AtlasError
 from .models import LoadedModel, Size, as_size, size_text
 
 MAX_STEPS_ENV = "FILTER_ATLAS_MAX_STEPS"
+# The compiled renderers of each loaded model, by shape of work; dropped with the model.
+_RENDERERS: weakref.WeakKeyDictionary[LoadedModel, dict[tuple, Renderer]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -26,11 +29,17 @@ class RenderResult:
     """What ``render`` returns, one row per image, in order (objective by objective, n each).
 
     Attributes:
-        images: (N, height, width, channels) uint8, exactly what would be saved.
-        activations: (N,) each image's own objective, measured on ``images`` (true ReLU, no warp).
-        start_activations: (N,) the same objective on each image's (finished) starting point.
+        images: (N, height, width, channels) uint8, exactly what would be saved; uniform grey
+            (128) where ``failed``.
+        activations: (N,) each image's own objective, measured on ``images`` (true ReLU, no warp);
+            NaN where ``failed``.
+        start_activations: (N,) the same objective on each image's (finished) starting point
+            (NaN too where a non-finite weight of the model reaches the objective).
         objectives: The objective of each image.
         recipe: The recipe as run (its ``steps`` are the steps actually run).
+        failed: (N,) bool, True for each image that a NaN or inf reached (in the weights its
+            objective reads, or in its optimization); the other images are what they would be
+            without it in the batch.
     """
 
     images: np.ndarray
@@ -38,6 +47,7 @@ class RenderResult:
     start_activations: np.ndarray
     objectives: tuple[Objective, ...]
     recipe: Recipe
+    failed: np.ndarray
 
 
 def capped(recipe: Recipe) -> Recipe:
@@ -81,7 +91,8 @@ def render(model: LoadedModel, objectives: Objective | Sequence[Objective], n: i
             pixel parameterization only.
 
     Returns:
-        A ``RenderResult``.
+        A ``RenderResult``; an image that a NaN or inf reached is marked ``failed``, never passed
+        off as a result.
     """
     objs = [objectives] if isinstance(objectives, Objective) else list(objectives)
     if not objs or not all(isinstance(o, Objective) for o in objs):
@@ -95,6 +106,8 @@ def render(model: LoadedModel, objectives: Objective | Sequence[Objective], n: i
     shape = (len(objs) * n, *size, model.channels)
     if start is not None and (run.param.name != "pixel" or start.shape != shape):
         raise AtlasError(f"start images need the pixel parameterization and shape {shape}")
+    if start is not None and not np.isfinite(start).all():
+        raise AtlasError("start images must be finite (they hold NaN or inf)")
     model.check_size(size)
     for o in objs:
         _validate(model, o, size)
@@ -105,6 +118,7 @@ def render(model: LoadedModel, objectives: Objective | Sequence[Objective], n: i
 
     images = np.zeros(shape, dtype="uint8")
     values, starts = np.zeros(len(slots)), np.zeros(len(slots))
+    finite = np.zeros(len(slots), dtype=bool)
     for (layer, template), members in batches.items():
         chosen = [slots[i] for i in members]
         optimized = [o - run.penalty if run.penalty is not None else o for o, _, _ in chosen]
@@ -112,14 +126,17 @@ def render(model: LoadedModel, objectives: Objective | Sequence[Objective], n: i
         groups = [g for _, g, _ in chosen]
         state, warps = renderer.start([image_rng(seed, o.seed_words(), k) for o, _, k in chosen],
                                       None if start is None else start[members])
-        start_images = renderer.finish(state[0])
+        start_images, _ = renderer.finish(state[0])
         state = renderer.optimize(state, warps, batch_arrays(optimized, groups), on_step)
-        done = renderer.finish(renderer.result(state))
+        done, finite[members] = renderer.finish(renderer.result(state))
         plain = batch_arrays([o for o, _, _ in chosen], groups)
         images[members] = done
         values[members] = renderer.measure(done, template, plain)
         starts[members] = renderer.measure(start_images, template, plain)
-    return RenderResult(images, values, starts, tuple(o for o, _, _ in slots), run)
+    failed = ~(finite & np.isfinite(values))
+    values[failed] = np.nan
+    images[failed] = FAILED_GREY
+    return RenderResult(images, values, starts, tuple(o for o, _, _ in slots), run, failed)
 
 
 def score(model: LoadedModel, objective: Objective, images: np.ndarray) -> np.ndarray:
@@ -181,10 +198,10 @@ def _renderer(model: LoadedModel, layer: str, template: tuple, recipe: Recipe, s
     size = as_size(size)
     recipe = compiled(model, layer, recipe, size)
     key = (layer, template, replace(recipe, name=""), size)
-    if key not in model.renderers:
-        model.renderers[key] = Renderer(*model.truncate(layer), model.preprocess_fn(), template, recipe,
-                                        size)
-    return model.renderers[key]
+    built = _RENDERERS.setdefault(model, {})
+    if key not in built:
+        built[key] = Renderer(*model.truncate(layer), model.preprocess_fn(), template, recipe, size)
+    return built[key]
 
 
 def _validate(model: LoadedModel, objective: Objective, size: int | Size) -> None:

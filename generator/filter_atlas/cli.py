@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import AtlasError
-from .spec import AtlasSpec, build_spec, read_config, shown_path, size_text
+from .sizes import size_text
+from .spec import AtlasSpec, build_spec, read_config, shown_path
 
 if TYPE_CHECKING:
     from . import atlas as atlas_types
+    from .shards import Shard
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("shard_dirs", nargs="+", type=Path, metavar="SHARD_DIR")
     merge.add_argument("--out", type=Path, default=Path("docs/atlas"),
                        help="merged atlas (default docs/atlas)")
+    merge.add_argument("--replace", action="store_true",
+                       help="replace filters that --out holds rendered with other settings")
     merge.set_defaults(backend=None, verbose=False)
 
     site = argparse.ArgumentParser(add_help=False)
@@ -119,8 +123,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "merge":
         from .shards import merge
 
-        count = merge(args.shard_dirs, args.out)
-        print(f"merged {count} filters from {len(args.shard_dirs)} shards -> {args.out}")
+        count, replaced = merge(args.shard_dirs, args.out, replace=args.replace)
+        note = f" (replaced {replaced} rendered with other settings)" if replaced else ""
+        print(f"merged {count} filters from {len(args.shard_dirs)} shards -> {args.out}{note}")
         return 0
     config = read_config(args.config, required=True) if args.config else read_config(Path("pyproject.toml"))
     spec = build_spec(config, overrides)
@@ -140,12 +145,20 @@ def _run(args: argparse.Namespace) -> int:
         for layer in loaded.conv_layers(size):
             print(f"{layer.name:<24} {layer.filters:>7}  {layer.output_shape!s:<22} {layer.kind}")
         return 0
-    _report(atlas.render(spec, quiet=args.quiet, force=args.force, shard=shard), spec)
+    _render(spec, args.quiet, args.force, shard)
     return 0
 
 
+def _render(spec: AtlasSpec, quiet: bool, force: bool = False, shard: Shard | None = None) -> None:
+    """Render the spec's atlas and report it."""
+    from . import atlas  # imports Keras: only after the backend is chosen
+
+    _report(atlas.render(spec, quiet=quiet, force=force, shard=shard), spec)
+
+
 def _report(summary: atlas_types.Summary, spec: AtlasSpec) -> None:
-    print(f"rendered {summary.rendered}, skipped {summary.skipped} fresh, {summary.dead} dead "
+    failed = f", {summary.failed} failed" if summary.failed else ""
+    print(f"rendered {summary.rendered}, skipped {summary.skipped} fresh, {summary.dead} dead{failed} "
           f"({spec.selection.describe()} per layer) -> {summary.manifest}")
 
 
@@ -171,9 +184,7 @@ def _build(spec: AtlasSpec, args: argparse.Namespace, docs: Path, mkdocs: Path, 
     """Render what is missing (``render``), write the pages, build the site."""
     if render:
         _load_libraries(args.verbose)
-        from . import atlas  # imports Keras: only after the backend is chosen
-
-        _report(atlas.render(spec, quiet=args.quiet), spec)
+        _render(spec, args.quiet)
     _pages(spec, docs)
     from .site import build_site
 

@@ -2,8 +2,8 @@
 ``glightbox``): the atlas's part of the site build.
 
 - A nav entry whose value is a folder (``Gallery: blocks/``) becomes a section holding that
-  folder's pages in natural order (block2 before block10): the gallery pages depend on what the
-  atlas holds, so mkdocs.yml cannot name them.
+  folder's pages in natural order (block2 before block10), or goes where there are none: the
+  gallery pages depend on what the atlas holds, so mkdocs.yml cannot name them.
 - Pages without a lightbox image load no lightbox script or styles; where it loads, its script
   is deferred instead of blocking the first paint.
 - The theme gets the package's template overrides (``theme/``: the search dialog's accessible
@@ -22,9 +22,9 @@ from typing import Any
 
 from mkdocs.plugins import BasePlugin, event_priority
 
+from .pages.arrangement import arrange
 from .pages.derived import write_derived
 from .pages.search import tile_entries
-from .pages.view import build_atlas
 from .store import MANIFEST, read_manifest
 
 THEME = Path(__file__).parent / "theme"
@@ -39,13 +39,16 @@ def natural_key(name: str) -> list[Any]:
 
 
 def expand(nav: list[Any], docs_dir: Path) -> list[Any]:
-    """``nav`` with every ``{title: "folder/"}`` item replaced by a section of the folder's pages."""
+    """``nav`` with every ``{title: "folder/"}`` item replaced by a section of the folder's pages
+    (left out where it has none)."""
     out: list[Any] = []
     for item in nav:
         if isinstance(item, dict) and len(item) == 1:
             (title, value), = item.items()
             if isinstance(value, str) and value.endswith("/"):
                 pages = sorted((docs_dir / value).glob("*.md"), key=lambda p: natural_key(p.name))
+                if not pages:  # an atlas with nothing rendered yet: no empty section
+                    continue
                 value = [f"{value}{p.name}" for p in pages]
             elif isinstance(value, list):
                 value = expand(value, docs_dir)
@@ -108,7 +111,7 @@ class AtlasPlugin(BasePlugin):
         for atlas_dir in atlases(docs):
             manifest = read_manifest(atlas_dir)
             write_derived(manifest, atlas_dir, site / atlas_dir.relative_to(docs))
-            entries += anchored(site, tile_entries(build_atlas(manifest, atlas_dir, docs)))
+            entries += anchored(site, tile_entries(arrange(manifest, atlas_dir, docs)))
         index = site / "search/search_index.json"
         if entries and index.is_file():
             data = json.loads(index.read_text("utf-8"))

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import AtlasError
-from .spec import as_size
+from .sizes import as_size
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -112,9 +112,11 @@ def folder_set(path: Path) -> ImageSet:
         The set, named after the folder, sorted by relative path.
 
     Raises:
-        AtlasError: The folder is missing or holds no such image.
+        AtlasError: The path is a file, or missing, or the folder holds no such image.
     """
     path = Path(path)
+    if path.is_file():
+        raise AtlasError(f"examples: {path} is a file, not a folder; give the folder that holds the images")
     if not path.is_dir():
         raise AtlasError(f"examples folder not found: {path}")
     files = sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*")
@@ -161,8 +163,3 @@ def load_image(source: Path | BinaryIO, size: int | tuple[int, int], channels: i
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError):
         return None
 
-
-def natural_images(size: int) -> np.ndarray:
-    """The bundled set's photos as one array (N, size, size, 3) uint8."""
-    images = [load_image(n.path, size) for n in bundled_set().sources]
-    return np.stack([image for image in images if image is not None])

@@ -1,5 +1,6 @@
 """A new atlas folder for your own model: its ``mkdocs.yml`` (the packaged site configuration)
-and its ``[tool.filter-atlas]`` table in ``pyproject.toml``; nothing is overwritten."""
+and its ``[tool.filter-atlas]`` table in ``pyproject.toml``; nothing is overwritten, and a folder
+whose ``docs`` holds pages of the user's where the atlas's would go is refused."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .errors import AtlasError
+from .pages.write import check_docs
 from .store import atomic_write
 
+DOCS = "docs"  # where the atlas's pages go: the template's docs_dir, holding the atlas (docs/atlas)
 MKDOCS = "mkdocs.yml"
 PYPROJECT = "pyproject.toml"
 TEMPLATE = "site_template/mkdocs.yml"
@@ -47,7 +50,8 @@ def toml_table(settings: dict[str, Any]) -> str:
 
 def init_folder(folder: Path, name: str, settings: dict[str, Any]) -> list[Path]:
     """Write ``folder/mkdocs.yml`` and the ``[tool.filter-atlas]`` table of ``folder/pyproject.toml``
-    (added to a ``pyproject.toml`` that has none); refuse before writing anything if either exists.
+    (added to a ``pyproject.toml`` that has none); refuse before writing anything if either exists,
+    or if ``folder/docs`` holds a file of the user's where the pages would go.
 
     Args:
         folder: The atlas's folder; made if missing.
@@ -58,7 +62,8 @@ def init_folder(folder: Path, name: str, settings: dict[str, Any]) -> list[Path]
         The files written.
 
     Raises:
-        AtlasError: ``folder`` is a file, or already holds ``mkdocs.yml`` or a ``[tool.filter-atlas]``.
+        AtlasError: ``folder`` is a file, or already holds ``mkdocs.yml``, a ``[tool.filter-atlas]``
+            or pages of the user's (``pages.write.check_docs``).
     """
     if folder.exists() and not folder.is_dir():
         raise AtlasError(f"{folder} is a file, not a folder")
@@ -73,6 +78,7 @@ def init_folder(folder: Path, name: str, settings: dict[str, Any]) -> list[Path]
         raise AtlasError(f"{pyproject}: not valid TOML ({exc})") from exc
     if held is not None:
         raise AtlasError(f"{pyproject} already has [tool.filter-atlas]: not overwriting it")
+    check_docs(folder / DOCS)
     table = toml_table(settings)
     joined = f"{existing.rstrip()}\n\n{table}" if existing.strip() else table
     atomic_write(pyproject, joined.encode("utf-8"))

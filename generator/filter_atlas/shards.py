@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AtlasError
+from .imaging import pixels
+from .keys import digest
 from .store import (
     LOCK,
     MANIFEST,
@@ -22,9 +24,8 @@ from .store import (
     Manifest,
     ShardLabel,
     Store,
+    atlas_lock,
     atomic_write,
-    digest,
-    manifest_lock,
     read_manifest,
 )
 
@@ -64,27 +65,29 @@ def partition(costs: list[float], count: int) -> list[int]:
     return owner
 
 
-def merge(shard_dirs: list[Path], out: Path) -> int:
+def merge(shard_dirs: list[Path], out: Path, replace: bool = False) -> tuple[int, int]:
     """Merge shard output trees into ``out``, all or nothing.
 
     Every shard must come from the same plan, each of 1..n exactly once, every file its manifest
     lists must be there (and match its sha256), and no filter may be claimed with two different
     results. The merged atlas (with whatever ``out`` held) is built in a folder beside ``out``,
-    then renamed into place, so ``out`` is never left half-written.
+    then renamed into place, so ``out`` is never left half-written. A filter that ``out`` holds
+    rendered with other settings (another key) is replaced only with ``replace``.
 
     Args:
         shard_dirs: the shards' output folders.
         out: the merged atlas's folder; not a shard's folder nor inside one.
+        replace: replace the filters ``out`` holds with other settings.
 
     Returns:
-        The number of filters merged.
+        (filters merged, filters of ``out`` replaced that had other settings).
 
     Raises:
         AtlasError: in one line, naming the shard, file or folder at fault.
     """
     shards = [(directory, *_read_shard(directory)) for directory in shard_dirs]
     _check_labels(shards)
-    _check_out(out, shard_dirs)
+    held = _check_out(out, shard_dirs)
     claimed: dict[tuple[str, str, int, str], str] = {}
     for directory, _, manifest in shards:
         for entry in manifest.filters:
@@ -93,12 +96,25 @@ def merge(shard_dirs: list[Path], out: Path) -> int:
                 which = "/".join(map(str, entry.identity))
                 raise AtlasError(f"conflicting results for {which} in {directory}")
             _check_files(directory, entry)
+    others = [(identity, held[identity]) for identity in claimed
+              if identity in held and held[identity].key != claimed[identity].split(":")[0]]
+    if others and not replace:
+        (_, layer, index, recipe), entry = others[0]
+        raise AtlasError(f"{out} holds {len(others)} of these filters rendered with other settings "
+                         f"(e.g. {layer} #{index}, {recipe}, {_settings(entry)}); pass --replace to "
+                         "replace them, or merge into another folder")
     try:
         _stage_and_swap(shards, out.resolve())
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         raise AtlasError(f"cannot merge into {out}: {exc.strerror or exc}{where}") from exc
-    return sum(len(manifest.filters) for _, _, manifest in shards)
+    return len(claimed), len(others)
+
+
+def _settings(entry: FilterEntry) -> str:
+    """A stored filter's settings, as a refusal names them."""
+    size = f"{entry.size}x{entry.width}" if entry.width else str(entry.size)
+    return f"{size} px, {entry.steps} steps, seed {entry.seed}"
 
 
 def _check_labels(shards: Shards) -> None:
@@ -118,28 +134,33 @@ def _check_labels(shards: Shards) -> None:
         raise AtlasError(f"missing shard(s) {', '.join(f'{i}/{count}' for i in missing)}")
 
 
-def _check_out(out: Path, shard_dirs: list[Path]) -> None:
-    """Refuse an ``out`` that is a file, lies in a shard, or holds a manifest that cannot be read."""
+def _check_out(out: Path, shard_dirs: list[Path]) -> dict[tuple[str, str, int, str], FilterEntry]:
+    """Refuse an ``out`` that is a file, lies in a shard, or holds a manifest that cannot be read;
+    return the entries it holds, by identity."""
     for directory in shard_dirs:
         if out.resolve().is_relative_to(directory.resolve()):
             raise AtlasError(f"--out {out} is inside shard {directory}: merge into another folder")
     if out.exists() and not out.is_dir():
         raise AtlasError(f"--out {out} is a file, not a directory")
-    if (out / MANIFEST).exists():
-        try:
-            read_manifest(out)
-        except AtlasError as exc:
-            raise AtlasError(f"{exc}; move it away") from exc
+    if not (out / MANIFEST).exists():
+        return {}
+    try:
+        return {entry.identity: entry for entry in read_manifest(out).filters}
+    except AtlasError as exc:
+        raise AtlasError(f"{exc}; move it away") from exc
 
 
 def _check_files(directory: Path, entry: FilterEntry) -> None:
-    """Refuse a shard's filter whose files are missing, empty or do not match their sha256."""
-    for rel, sha in _files(entry):
+    """Refuse a shard's filter whose files are missing, empty, undecodable (thumbnails: no sha256
+    is recorded for them) or do not match their sha256."""
+    for rel, sha in entry.files():
         path = directory / rel
         if not path.is_file() or not path.stat().st_size:
             raise AtlasError(f"{path} is missing or empty, yet {directory / MANIFEST} lists it")
         if sha is not None and hashlib.sha256(path.read_bytes()).hexdigest() != sha:
             raise AtlasError(f"{path} does not match its manifest entry")
+        if sha is None and pixels(path) is None:
+            raise AtlasError(f"{path} is damaged (not a readable image), yet {directory / MANIFEST} lists it")
 
 
 def _stage_and_swap(shards: Shards, out: Path) -> None:
@@ -149,14 +170,14 @@ def _stage_and_swap(shards: Shards, out: Path) -> None:
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.merge-"))
     stage.chmod(0o755)  # mkdtemp makes 0700; an atlas is served and shared (a copied out keeps its own)
     try:
-        with manifest_lock(out) if out.is_dir() else contextlib.nullcontext():
+        with atlas_lock(out) if out.is_dir() else contextlib.nullcontext():
             if out.is_dir():
                 shutil.copytree(out, stage, ignore=shutil.ignore_patterns(LOCK, "*.tmp"),
                                 copy_function=_link, dirs_exist_ok=True)
             store = Store(stage)
             for directory, _, manifest in sorted(shards, key=lambda shard: shard[1].index):
                 for entry in manifest.filters:
-                    for rel, _ in _files(entry):
+                    for rel, _ in entry.files():
                         atomic_write(store.inside(rel), (directory / rel).read_bytes())
                 store.adopt(manifest)
             store.save()
@@ -187,13 +208,6 @@ def _swap(stage: Path, out: Path) -> None:
         os.rename(old, out)
         raise
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _files(entry: FilterEntry) -> list[tuple[str, str | None]]:
-    """(path, sha256 or None) of every file of a filter: its image, thumbnail and views."""
-    own = [(p, h) for p, h in ((entry.image, entry.sha256), (entry.thumbnail, None)) if p is not None]
-    extra = [f for f in entry.views.files() if f[0] not in {p for p, _ in own}] if entry.views else []
-    return own + extra
 
 
 def _read_shard(directory: Path) -> tuple[ShardLabel, Manifest]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from .engine.precision import check as check_precision
 from .errors import AtlasError
+from .views import NAMES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,20 +27,6 @@ WEIGHTS_ENV = "FILTER_ATLAS_WEIGHTS"  # the default model's weights file (VGG16'
 DEFAULT_MODEL = "vgg16"
 MODEL_FILES = (".keras", ".h5")  # the suffixes of a saved Keras model
 MAX_SIDE = 4096  # the largest image side accepted: memory grows with the area, so check first
-
-
-Size = tuple[int, int]  # (height, width) in pixels
-
-
-def as_size(size: int | Size) -> Size:
-    """``224`` or ``(96, 160)`` -> (height, width)."""
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
-def size_text(size: int | Size) -> str:
-    """``224`` for a square, ``96x160`` (height x width) otherwise."""
-    h, w = as_size(size)
-    return str(h) if h == w else f"{h}x{w}"
 
 
 def parse_size(value: int | str | list[int] | tuple[int, ...], flag: str = "--size") -> tuple[int, int]:
@@ -75,7 +62,7 @@ def shown_path(path: Path, base: Path) -> str:
     return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
 
-VIEWS = ("channel", "negative", "neuron", "diversity", "examples")  # see views.py
+VIEWS = NAMES  # every view, in the registry's order (``filter_atlas.views``)
 
 
 def parse_views(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -239,6 +226,9 @@ def read_config(pyproject: Path, required: bool = False) -> dict[str, Any]:
             raise AtlasError(f"{pyproject}: [tool.filter-atlas] {key} must be {names}")
         if key == "layers" and not all(isinstance(v, str) for v in value):
             raise AtlasError(f"{pyproject}: [tool.filter-atlas] layers must be a list of names")
+        if key == "layers" and not value:
+            raise AtlasError(f"{pyproject}: [tool.filter-atlas] layers names no layer "
+                             "(leave it out to render every conv layer)")
         if key in ("size", "views_size"):
             try:
                 parse_size(value, key)
@@ -261,6 +251,8 @@ def build_spec(config: dict[str, Any], overrides: dict[str, Any]) -> AtlasSpec:
     layers = merged.get("layers", ())
     if isinstance(layers, str):
         layers = [part.strip() for part in layers.split(",") if part.strip()]
+        if not layers:
+            raise AtlasError("--layers names no layer (leave it out to render every conv layer)")
     known = {f.name for f in fields(AtlasSpec)}
     kwargs = {k: v for k, v in merged.items() if k in known and k not in {"layers", "selection"}}
     for name in ("out", "examples"):

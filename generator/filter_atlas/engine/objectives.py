@@ -14,6 +14,7 @@ serves every batch of a layer.
 from __future__ import annotations
 
 import json
+import numbers
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,15 @@ from keras import ops
 
 from ..errors import AtlasError
 from . import targets
+
+_MAX_WEIGHT = float(np.finfo("float32").max)  # weights enter the compiled step as float32
+
+
+def _integer(name: str, value: object) -> int:
+    """``value`` as an int when it is an integer (Python or NumPy, not a bool), else an AtlasError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise AtlasError(f"{name} must be an integer, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -46,10 +56,14 @@ class Term:
 
 
 class Objective:
-    """A weighted sum of terms, to be maximized; compose with ``+``, ``-`` and scalar ``*``."""
+    """A weighted sum of terms, to be maximized; compose with ``+``, ``-`` and scalar ``*``.
+    A weight that is not a finite float32 number (NaN, inf, above 3.4e38) is an AtlasError."""
 
     def __init__(self, terms: Sequence[tuple[float, Term]]):
         self.terms = tuple((float(w), t) for w, t in terms)
+        bad = [w for w, _ in self.terms if not abs(w) <= _MAX_WEIGHT]
+        if bad:
+            raise AtlasError(f"objective weights must be finite float32 numbers, got {bad[0]}")
 
     def __add__(self, other: Objective) -> Objective:
         if not isinstance(other, Objective):
@@ -65,7 +79,7 @@ class Objective:
         return -1.0 * self
 
     def __mul__(self, scalar: float) -> Objective:
-        if isinstance(scalar, bool) or not isinstance(scalar, (int, float)):
+        if isinstance(scalar, (bool, np.bool_)) or not isinstance(scalar, numbers.Real):
             return NotImplemented
         return Objective([(scalar * w, t) for w, t in self.terms])
 
@@ -113,7 +127,7 @@ def channel(layer: str, index: int, relu: bool = True) -> Objective:
 
     Args:
         layer: Name of a Conv2D layer of the model.
-        index: Filter (output channel) index.
+        index: Filter (output channel) index, an integer (a float or bool is an AtlasError).
         relu: False for the mean *pre-activation* (convolution plus bias): what
             ``-channel(layer, index, relu=False)`` minimizes for the negative view, where the
             ReLU's zero gradient would stop a descent.
@@ -122,7 +136,8 @@ def channel(layer: str, index: int, relu: bool = True) -> Objective:
         The objective; the first ``redirect_steps`` steps of a recipe follow the pre-activation
         mean (Lucid's redirected ReLU) so that a filter dead at the start still gets a gradient.
     """
-    return Objective([(1.0, Term("channel", layer, int(index), relu=None if relu else False))])
+    return Objective([(1.0, Term("channel", layer, _integer("filter index", index),
+                                 relu=None if relu else False))])
 
 
 def neuron(layer: str, index: int, x: int | None = None, y: int | None = None) -> Objective:
@@ -130,14 +145,15 @@ def neuron(layer: str, index: int, x: int | None = None, y: int | None = None) -
 
     Args:
         layer: Name of a Conv2D layer.
-        index: Filter index.
-        x: Column of the position in the layer's output; ``None`` is the centre.
-        y: Row of the position; ``None`` is the centre.
+        index: Filter index (an integer, as for ``channel``).
+        x: Column of the position in the layer's output (an integer); ``None`` is the centre.
+        y: Row of the position (an integer); ``None`` is the centre.
 
     Returns:
         The objective.
     """
-    return Objective([(1.0, Term("neuron", layer, int(index), x, y))])
+    x, y = (None if v is None else _integer(f"neuron {name}", v) for name, v in (("x", x), ("y", y)))
+    return Objective([(1.0, Term("neuron", layer, _integer("filter index", index), x, y))])
 
 
 def diversity(layer: str) -> Objective:
@@ -235,14 +251,18 @@ def tv_value(x, beta: float):
     return ops.sum(ops.power(down + right, beta / 2.0), axis=(1, 2, 3)) / n
 
 
-def evaluate(template: tuple, x, features, conv, target, indices, weights, groups, redirect):
+def evaluate(template: tuple, x, features, conv, target, broken, indices, weights, groups, redirect):
     """Every image's objective value (B,) for a batch sharing ``template``.
+
+    A filter whose weights are not finite gives NaN to the images that read it (each image its
+    own filters; ``diversity`` reads every filter) and to no other image, nor their gradients.
 
     Args:
         template: The terms' templates (``Objective.template()``).
         x: The model input (preprocessed images), for the input terms.
         features: The target layer's input (``None`` when no term reads a layer).
-        conv, target: The target layer and its weights (``targets.weights``).
+        conv, target, broken: The target layer, its finite weights and its broken filters or
+            None (``targets.contain``).
         indices: (B, J) int filter indices of the indexed terms, in term order.
         weights: (B, T) float weight of each term for each image.
         groups: (B,) int diversity group of each image.
@@ -275,7 +295,10 @@ def evaluate(template: tuple, x, features, conv, target, indices, weights, group
         slot += kind in ("channel", "neuron")
         value = weights[:, t] * value
         total = value if total is None else total + value
-    return total
+    if broken is None:
+        return total
+    # A select: the other images' values and gradients stay as they are.
+    return ops.where(targets.reads_broken(broken, indices, every=full is not None), float("nan"), total)
 
 
 def batch_arrays(objectives: Sequence[Objective], groups: Sequence[int]) -> tuple[np.ndarray, ...]:

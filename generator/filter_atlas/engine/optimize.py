@@ -16,6 +16,7 @@ from . import backend, objectives, precision, targets, transforms
 from .recipes import Recipe
 
 CHUNK = 64  # steps per compiled loop call: the progress callback fires this often
+FAILED_GREY = 128  # every pixel of an image that failed (a NaN or inf reached it)
 
 
 def image_rng(seed: int, words: Sequence[int], image: int) -> np.random.Generator:
@@ -42,7 +43,7 @@ class Renderer:
         self._weights = (
             [v.value for v in trunk.trainable_variables],
             [v.value for v in trunk.non_trainable_variables],
-            targets.weights(conv),
+            *targets.contain(conv, targets.weights(conv)),
         )
         self._trunk = trunk
         self._conv = conv
@@ -61,13 +62,14 @@ class Renderer:
     def _all_channel_means(self, images01, weights):
         features = self._features(self._preprocess(images01), weights)
         preact = targets.preact(features, self._conv, weights[2])
-        return objectives.channel_mean(ops.relu(preact))
+        means = objectives.channel_mean(ops.relu(preact))
+        return means if weights[3] is None else ops.where(weights[3], float("nan"), means)
 
     def _objective(self, template, images, indices, coefs, groups, redirect, weights,
                    compute: precision.Precision = "float32"):
         x = self._preprocess(images)
         return objectives.evaluate(template, x, self._features(x, weights, compute), self._conv,
-                                   weights[2], indices, coefs, groups, redirect)
+                                   weights[2], weights[3], indices, coefs, groups, redirect)
 
     def _make_step(self) -> Callable:
         r = self.recipe
@@ -133,14 +135,20 @@ class Renderer:
         """The parameters the recipe returns: the best iterate (``keep_best``) or the last."""
         return state[2] if self.recipe.keep_best else state[0]
 
-    def finish(self, params) -> np.ndarray:
-        """Params -> the uint8 images that get saved."""
+    def finish(self, params) -> tuple[np.ndarray, np.ndarray]:
+        """Params -> the uint8 images that get saved, and (B,) whether each image is finite.
+
+        An image with a NaN or inf value (before or after standardizing) comes out uniform grey
+        (``FAILED_GREY``), never the black that casting NaN to uint8 gives."""
         images = np.asarray(ops.convert_to_numpy(self.param.to_image(ops.convert_to_tensor(params))))
         if self.recipe.standardize:
-            mean = images.mean(axis=(1, 2, 3), keepdims=True)
-            std = images.std(axis=(1, 2, 3), keepdims=True)
-            images = (images - mean) / (std + 1e-5) * 0.1 + 0.5
-        return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype("uint8")
+            with np.errstate(over="ignore", invalid="ignore"):  # a non-finite image turns grey below
+                mean = images.mean(axis=(1, 2, 3), keepdims=True)
+                std = images.std(axis=(1, 2, 3), keepdims=True)
+                images = (images - mean) / (std + 1e-5) * 0.1 + 0.5
+        finite = np.isfinite(images).all(axis=(1, 2, 3))
+        images = np.where(finite[:, None, None, None], images, FAILED_GREY / 255.0)
+        return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype("uint8"), finite
 
     def channel_means(self, images: np.ndarray) -> np.ndarray:
         """Mean activation (after ReLU) of every filter for each uint8 image: (images, filters)."""

@@ -10,8 +10,6 @@ from dataclasses import asdict, dataclass
 
 from keras import ops
 
-from ..errors import AtlasError
-
 _EPS = 1e-7
 
 
@@ -78,22 +76,3 @@ class RMSProp:
 
     def key(self) -> dict:
         return {"name": self.name, **asdict(self)}
-
-
-OPTIMIZERS: dict[str, type[Adam] | type[RMSProp]] = {"adam": Adam, "rmsprop": RMSProp}
-
-
-def get_optimizer(name: str, learning_rate: float | None = None) -> Adam | RMSProp:
-    """The optimizer called ``name``.
-
-    Args:
-        name: ``adam`` or ``rmsprop``.
-        learning_rate: Overrides the optimizer's default.
-
-    Returns:
-        The optimizer; an unknown name is an AtlasError.
-    """
-    if name not in OPTIMIZERS:
-        raise AtlasError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
-    cls = OPTIMIZERS[name]
-    return cls() if learning_rate is None else cls(learning_rate=learning_rate)

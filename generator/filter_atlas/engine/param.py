@@ -12,8 +12,6 @@ from typing import Protocol
 import numpy as np
 from keras import ops
 
-from ..errors import AtlasError
-
 # Square root of the ImageNet colour covariance (from the Lucid paper's code, Olah et al. 2017):
 # images are optimized in this decorrelated colour space and mapped back to RGB.
 _COLOR_CORRELATION_SQRT = np.array(
@@ -116,20 +114,3 @@ class Fourier:
 
     def key(self) -> dict:
         return {"name": self.name, **asdict(self)}
-
-
-PARAMETERIZATIONS: dict[str, type[Pixel] | type[Fourier]] = {"pixel": Pixel, "fourier": Fourier}
-
-
-def get_param(name: str) -> Pixel | Fourier:
-    """The parameterization called ``name`` with its default settings.
-
-    Args:
-        name: ``pixel`` or ``fourier``.
-
-    Returns:
-        The parameterization; an unknown name is an AtlasError.
-    """
-    if name not in PARAMETERIZATIONS:
-        raise AtlasError(f"unknown parameterization {name!r} (choose from {', '.join(PARAMETERIZATIONS)})")
-    return PARAMETERIZATIONS[name]()

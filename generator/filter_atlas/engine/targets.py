@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 TARGETS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
@@ -63,6 +64,48 @@ def weights(layer: keras.layers.Layer) -> tuple:
     if isinstance(layer, keras.layers.SeparableConv2D):
         return layer.depthwise_kernel.value, layer.pointwise_kernel.value, bias
     return layer.kernel.value, bias
+
+
+def contain(layer: keras.layers.Layer, target: tuple) -> tuple[tuple, np.ndarray | None]:
+    """The target's weights made safe to batch, and the filters they cannot compute.
+
+    Every image of a batch convolves every filter the batch needs, and the gradient of a
+    convolution multiplies each filter's weights by that filter's upstream gradient, zero for the
+    images that do not render it: one NaN or inf weight would make every image's value and
+    gradient NaN (0 * NaN). So the engine convolves with the non-finite values replaced by zero,
+    and gives NaN to the images whose objective reads a broken filter (``objectives.evaluate``).
+
+    Args:
+        layer: The target layer.
+        target: Its weights (``weights``).
+
+    Returns:
+        ``target`` and None when every weight is finite; else the weights with zeros for the
+        non-finite values, and a (filters,) bool array, True for each filter that reads one.
+    """
+    arrays = [None if w is None else np.asarray(ops.convert_to_numpy(w)) for w in target]
+    bad = [None if a is None else ~np.isfinite(a) for a in arrays]
+    if isinstance(layer, keras.layers.DepthwiseConv2D):  # channel c * multiplier + m: kernel[..., c, m]
+        broken = bad[0].any(axis=(0, 1)).reshape(-1)
+    elif isinstance(layer, keras.layers.SeparableConv2D):  # every depthwise output feeds every filter
+        broken = bad[1].any(axis=(0, 1, 2)) | bad[0].any()
+    else:
+        broken = bad[0].any(axis=(0, 1, 2))
+    if bad[-1] is not None:
+        broken = broken | bad[-1]
+    if not broken.any():
+        return target, None
+    finite = (None if a is None else ops.convert_to_tensor(np.where(b, 0, a).astype(a.dtype))
+              for a, b in zip(arrays, bad, strict=True))
+    return tuple(finite), broken
+
+
+def reads_broken(broken, indices, every: bool):
+    """(B,) whether each image reads a ``broken`` filter (``contain``): one of its own
+    ``indices`` (B, J), or any filter of the layer when it reads ``every`` one (diversity)."""
+    if every:
+        return ops.broadcast_to(ops.any(broken), (indices.shape[0],))
+    return ops.any(ops.take(broken, indices), axis=1)
 
 
 def _depthwise(features, layer, kernel):

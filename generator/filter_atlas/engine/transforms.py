@@ -15,8 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 from keras import ops
 
-from ..errors import AtlasError
-
 IDENTITY = (0.0, 0.0, 1.0, 0.0)  # shift x, shift y (px), scale, angle (radians)
 
 
@@ -85,22 +83,6 @@ def draw(transforms: Sequence[Transform], rng: np.random.Generator, steps: int) 
         out[:, 2] *= part[:, 2]
         out[:, 3] += part[:, 3]
     return out.astype("float32")
-
-
-def parse(text: str) -> Transform:
-    """``jitter:8``, ``scale:0.9,1,1.1`` or ``rotate:-5,0,5`` -> the transform (AtlasError if not)."""
-    name, _, args = text.partition(":")
-    try:
-        values = [float(v) for v in args.split(",") if v.strip()]
-        if name == "jitter" and len(values) == 1 and values[0] == int(values[0]) >= 0:
-            return Jitter(int(values[0]))
-        if name == "scale" and values and min(values) > 0:
-            return Scale(tuple(values))
-        if name == "rotate" and values:
-            return Rotate(tuple(values))
-    except ValueError:
-        pass
-    raise AtlasError(f"unknown transform {text!r} (use jitter:PX, scale:F1,F2,... or rotate:DEG1,DEG2,...)")
 
 
 def warp(images, params, wrap: bool, fill: float = 0.5):

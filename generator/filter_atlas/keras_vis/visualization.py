@@ -50,7 +50,8 @@ def visualize_activation(model: keras.Model, layer_idx: int,
         seed: Seed of the start and jitter (filter-atlas addition).
 
     Returns:
-        A uint8 (H, W, 3) image, standardized around grey as keras-vis' ``deprocess_input``.
+        A uint8 (H, W, 3) image, standardized around grey as keras-vis' ``deprocess_input``; an
+        AtlasError where the render failed (``RenderResult.failed``).
     """
     if wrt_tensor is not None or backprop_modifier is not None or grad_modifier is not None:
         raise AtlasError("wrt_tensor, backprop_modifier and grad_modifier are not supported")
@@ -60,8 +61,7 @@ def visualize_activation(model: keras.Model, layer_idx: int,
     size = loaded.default_size() if seed_input is None else tuple(np.shape(seed_input)[:2])
     layer = model.layers[layer_idx].name
     indices = [filter_indices] if np.isscalar(filter_indices) else list(filter_indices)
-    objective = act_max_weight * sum((channel(layer, int(i)) for i in indices[1:]),
-                                     channel(layer, int(indices[0])))
+    objective = act_max_weight * sum((channel(layer, i) for i in indices[1:]), channel(layer, indices[0]))
     penalty = _penalty(lp_norm_weight, tv_weight)
     recipe = replace(KERAS_VIS, name="keras-vis-compat", steps=max_iter, penalty=penalty,
                      transforms=tuple(m.transform(size) for m in input_modifiers or ()))
@@ -69,7 +69,11 @@ def visualize_activation(model: keras.Model, layer_idx: int,
     if seed_input is not None:
         low, high = input_range
         start = (np.asarray(seed_input, dtype="float32")[None] - low) / (high - low) * 255.0
-    return render(loaded, objective, recipe=recipe, size=size, seed=seed, start=start).images[0]
+    result = render(loaded, objective, recipe=recipe, size=size, seed=seed, start=start)
+    if result.failed[0]:
+        raise AtlasError(f"no image for {objective!r}: a NaN or inf in the model's weights or in "
+                         "the optimization reached it")
+    return result.images[0]
 
 
 def _penalty(lp_weight: float, tv_weight: float) -> Objective | None:

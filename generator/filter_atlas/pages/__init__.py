@@ -5,9 +5,11 @@ reproduce. Pure and deterministic: the same manifest and images give byte-identi
 from the manifest are escaped for Markdown and HTML, and sanitized (``store.slug``) in file
 names and anchors, so every page lands inside the docs directory.
 
-``view`` arranges the manifest for the pages, ``commands`` spells the render commands they show,
-``chart`` draws the progression chart, ``text`` escapes names and formats numbers, and ``write``
-renders the templates and writes the files.
+``arrangement`` arranges the manifest for the pages (``panels``: a filter's Distill views),
+``statistics`` measures what they show and ``prose`` states it in sentences, ``commands`` spells
+the render commands, ``chart`` draws the progression chart, ``text`` escapes names and formats
+numbers, ``write`` renders the templates and ``ownership`` keeps the files it writes apart from
+the user's.
 """
 
 from .text import markdown_text, shell

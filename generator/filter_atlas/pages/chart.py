@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from ..progression import Panel, Series, chart_svg
 
 if TYPE_CHECKING:
-    from .view import Atlas
+    from .arrangement import Arrangement
 
 
-def progression_chart(atlas: Atlas) -> str:
+def progression_chart(atlas: Arrangement) -> str:
     """Receptive field, spatial frequency, colourfulness and activation ratio over the primary
     variant's layers, shallow to deep (log axes for the two that span decades); panels with no
     value are left out."""

@@ -11,7 +11,7 @@ from .text import shell
 
 if TYPE_CHECKING:
     from ..store import ModelRecord
-    from .view import Atlas, Layer, Tile, Variant
+    from .arrangement import Arrangement, GalleryLayer, Tile, Variant
 
 NOT_RECORDED = "not recorded"  # a model fact the manifest lacks (then no --weights is shown)
 
@@ -30,8 +30,8 @@ def model_args(record: ModelRecord, weights: str | None = None) -> list[str]:
     return out
 
 
-def render_commands(record: ModelRecord, rows: Iterable[tuple[Layer, list[Tile]]], recipe: str | None = None,
-                    weights: str | None = None) -> list[str]:
+def render_commands(record: ModelRecord, rows: Iterable[tuple[GalleryLayer, list[Tile]]],
+                    recipe: str | None = None, weights: str | None = None) -> list[str]:
     """``filter-atlas render`` lines that make these filters, one per layer and settings;
     with ``recipe``, that recipe at its default steps instead of the tiles' own."""
     lines = []
@@ -63,19 +63,19 @@ def _views(t: Tile) -> tuple[str, ...]:
     return ("--views", ",".join(names), *size)
 
 
-def reproduce_commands(atlas: Atlas, variant: Variant) -> list[str]:
+def reproduce_commands(atlas: Arrangement, variant: Variant) -> list[str]:
     """Commands that render every filter of ``variant`` again, with its own settings."""
     return render_commands(atlas.models[variant.model], _rows(atlas, variant))
 
 
-def recipe_commands(atlas: Atlas, recipe: str) -> list[str]:
+def recipe_commands(atlas: Arrangement, recipe: str) -> list[str]:
     """Commands that render the primary filters again with another recipe."""
     if atlas.model is None:
         return []
     return render_commands(atlas.model, _rows(atlas, atlas.primary), recipe)
 
 
-def missing_untrained(atlas: Atlas) -> list[str]:
+def missing_untrained(atlas: Arrangement) -> list[str]:
     """Commands that render the untrained twins of the primary filters that lack one (a
     keras.applications model's: a model file has no seeded random twin)."""
     if atlas.model is None or atlas.model.from_file:
@@ -85,8 +85,8 @@ def missing_untrained(atlas: Atlas) -> list[str]:
                            weights="random")
 
 
-def _rows(atlas: Atlas, variant: Variant | None,
-          keep: Callable[[Tile], bool] = lambda _: True) -> list[tuple[Layer, list[Tile]]]:
+def _rows(atlas: Arrangement, variant: Variant | None,
+          keep: Callable[[Tile], bool] = lambda _: True) -> list[tuple[GalleryLayer, list[Tile]]]:
     """Each layer with its tiles of ``variant`` that ``keep`` accepts, where there are any."""
     rows = [(layer, [t for t in layer.tiles(variant) if keep(t)]) for layer in atlas.layers]
     return [(layer, tiles) for layer, tiles in rows if tiles]

@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .view import Atlas, Block
+    from .arrangement import Arrangement, BlockGallery
 
 # Nouns in the plural: search matches word prefixes, so "eye" and "eyes" both find "eyes".
 NOTES = {
@@ -34,7 +34,7 @@ NOTES = {
 }
 
 
-def block_note(atlas: Atlas, block: Block) -> str:
+def block_note(atlas: Arrangement, block: BlockGallery) -> str:
     """The block's intro in Markdown, or "" for a block or model it does not describe."""
     note = NOTES.get(block.name)
     if not note or atlas.model is None or not atlas.model.name.startswith("vgg"):
@@ -47,7 +47,7 @@ def plain(markdown: str) -> str:
     return re.sub(r"\*\*(.*?)\*\*", r"\1", markdown)
 
 
-def _fields(block: Block) -> str:
+def _fields(block: BlockGallery) -> str:
     """``a receptive field of 32 pixels`` or ``receptive fields of 24 to 40 pixels``: those of
     the layers shown."""
     fields = sorted({layer.receptive_field for layer in block.layers if layer.receptive_field})

@@ -11,10 +11,10 @@ from markupsafe import escape
 from .notes import block_note, plain
 
 if TYPE_CHECKING:
-    from .view import Atlas
+    from .arrangement import Arrangement
 
 
-def tile_entries(atlas: Atlas) -> list[dict[str, str]]:
+def tile_entries(atlas: Arrangement) -> list[dict[str, str]]:
     """One search-index entry (location, title, text; HTML-escaped as the index expects) per tile;
     the block's description, which is about the primary variant's images, only on those."""
     notes = {layer.name: plain(block_note(atlas, block)) for block in atlas.blocks for layer in block.layers}
@@ -22,7 +22,8 @@ def tile_entries(atlas: Atlas) -> list[dict[str, str]]:
     for t in atlas.tiles:
         primary = (t.model, t.recipe) == (atlas.primary.model, atlas.primary.recipe)
         variant = "" if primary else f" ({t.model}, {t.recipe})"
-        state = " Dead: no image activates it." if t.dead else ""
+        state = " Dead: no image activates it." if t.dead else \
+            " Failed: its render gave no finite value." if t.failed else ""
         note = notes[t.layer] if primary else ""
         text = f"Filter {t.index} of {t.layer}, {t.model}, {t.recipe} recipe.{state} {note}"
         entries.append({"location": t.href, "title": str(escape(f"{t.layer} · filter {t.index}{variant}")),

@@ -1,5 +1,6 @@
 """Writing the pages: the Jinja environment, every page's Markdown, and the files in the docs
-directory (only those that changed; stale gallery pages removed)."""
+directory (only those that changed; stale gallery pages removed), never replacing or removing a
+file of the user's (``ownership``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ..progression import MAX_MEASURED
 from ..store import THUMB_SIDE, atomic_write, read_manifest, slug
+from .arrangement import BLOCKS, arrange
+from .chart import progression_chart
+from .commands import missing_untrained, recipe_commands, reproduce_commands
 from .derived import dense, stretched, webp
 from .notes import block_note
-from .text import html_twice, markdown_text, number, plural, weights_text
-from .view import BLOCKS, build_atlas
+from .ownership import refuse_foreign, write_record
+from .prose import frequency_summary, neuron_summary
+from .statistics import neuron_trend
+from .text import activation, html_twice, markdown_text, number, plural, weights_text
 
 PAGES = {name: f"{name}.j2" for name in
          ("index.md", "filters.md", "activation-maximization.md", "progression.md", "reproduce.md",
@@ -26,17 +32,20 @@ def _environment() -> Environment:
     env = Environment(loader=PackageLoader("filter_atlas", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
-    env.filters.update(md=markdown_text, html2=html_twice, num=number, slug=slug, plural=plural,
-                       weights=weights_text, webp=webp, stretched=stretched)
+    env.filters.update(md=markdown_text, html2=html_twice, num=number, act=activation, slug=slug,
+                       plural=plural, weights=weights_text, webp=webp, stretched=stretched)
     env.globals.update(compact=COMPACT, max_measured=MAX_MEASURED, thumb_side=THUMB_SIDE,
-                       block_note=block_note)
+                       block_note=block_note, progression_chart=progression_chart, neuron_trend=neuron_trend,
+                       frequency_summary=frequency_summary, neuron_summary=neuron_summary,
+                       reproduce_commands=reproduce_commands, recipe_commands=recipe_commands,
+                       missing_untrained=missing_untrained)
     env.tests["dense"] = dense
     return env
 
 
 def render_pages(atlas_dir: Path, docs_dir: Path) -> dict[str, str]:
     """Every page's Markdown, by path relative to ``docs_dir``."""
-    atlas = build_atlas(read_manifest(atlas_dir), atlas_dir, docs_dir)
+    atlas = arrange(read_manifest(atlas_dir), atlas_dir, docs_dir)
     env = _environment()
     pages = {path: env.get_template(template).render(atlas=atlas, root="")
              for path, template in PAGES.items()}
@@ -50,21 +59,38 @@ def render_pages(atlas_dir: Path, docs_dir: Path) -> dict[str, str]:
 
 
 def write_pages(atlas_dir: Path, docs_dir: Path) -> tuple[int, int]:
-    """Write the pages (only those that changed) and remove stale gallery pages.
+    """Write the pages (only those that changed) and remove stale gallery pages, then record what
+    was written.
 
-    Returns (files written or kept, files changed).
+    Returns:
+        (files written or kept, files changed).
+
+    Raises:
+        AtlasError: A file to replace or remove is the user's (nothing is written then).
     """
-    pages = render_pages(atlas_dir, docs_dir)
+    pages = {rel: text.encode("utf-8") for rel, text in render_pages(atlas_dir, docs_dir).items()}
+    stale = [rel for rel in _gallery_pages(docs_dir) if rel not in pages]
+    refuse_foreign(docs_dir, pages, stale)
     changed = 0
-    for rel, text in pages.items():
+    for rel, data in pages.items():
         path = docs_dir / rel
-        data = text.encode("utf-8")
         if not path.is_file() or path.read_bytes() != data:
             atomic_write(path, data)
             path.chmod(0o644)  # published pages: readable by all, like any file in the repository
             changed += 1
-    for stale in sorted((docs_dir / BLOCKS).glob("*.md")):
-        if f"{BLOCKS}/{stale.name}" not in pages:
-            stale.unlink()
-            changed += 1
+    for rel in stale:
+        (docs_dir / rel).unlink()
+        changed += 1
+    write_record(docs_dir, pages)
     return len(pages), changed
+
+
+def check_docs(docs_dir: Path) -> None:
+    """Refuse, as ``write_pages`` would, if the pages of a new atlas would replace or remove a
+    file of the user's in ``docs_dir`` (any gallery page, whichever blocks the atlas will have)."""
+    refuse_foreign(docs_dir, dict.fromkeys([*PAGES, *ASSETS]), _gallery_pages(docs_dir))
+
+
+def _gallery_pages(docs_dir: Path) -> list[str]:
+    """The Markdown files in the gallery folder, relative to ``docs_dir``."""
+    return [f"{BLOCKS}/{p.name}" for p in sorted((docs_dir / BLOCKS).glob("*.md"))]

@@ -1,0 +1,87 @@
+"""Which files of the docs directory are filter-atlas's to replace or remove: those it wrote and
+nobody changed since.
+
+``RECORD`` (``.filter-atlas-pages.json`` in the docs directory; MkDocs leaves dotfiles out of the
+site) maps the path of every file the last run wrote to the sha256 of its bytes. A file is the
+tool's when its bytes still have the recorded hash, or equal what it is about to write (so
+pages generated before the record existed, such as a fresh clone's, are adopted). Anything else
+is the user's: a page they wrote, or a generated one they edited. The record, not a marker
+inside the pages, because it leaves the pages' bytes as they were, tells an edited page from an
+untouched one, and works for Markdown, CSS and JavaScript alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from ..errors import AtlasError
+from ..store import atomic_write
+from .text import plural
+
+RECORD = ".filter-atlas-pages.json"
+SHOWN = 3  # other refused files named after the first
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_record(docs_dir: Path) -> dict[str, str]:
+    """The record's path -> sha256 entries; none where it is missing or unreadable (then only
+    files equal to what is written now count as the tool's)."""
+    try:
+        data = json.loads((docs_dir / RECORD).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return {}
+    return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def write_record(docs_dir: Path, written: Mapping[str, bytes]) -> None:
+    """Record ``written`` (path relative to ``docs_dir`` -> bytes), unless already recorded."""
+    files = {rel: sha256(data) for rel, data in sorted(written.items())}
+    if read_record(docs_dir) != files:
+        text = json.dumps({"generator": "filter-atlas pages", "files": files}, indent=1)
+        atomic_write(docs_dir / RECORD, (text + "\n").encode("utf-8"))
+
+
+def owned(path: Path, recorded: str | None, new: bytes | None) -> bool:
+    """Whether the existing file at ``path`` is the tool's to replace with ``new`` (None: to remove)."""
+    if not path.is_file() or path.is_symlink():
+        return False
+    data = path.read_bytes()
+    return data == new or (recorded is not None and sha256(data) == recorded)
+
+
+def refuse_foreign(docs_dir: Path, writes: Mapping[str, bytes | None], removals: Iterable[str]) -> None:
+    """Refuse, naming the first, if any file to be written (``writes``: path relative to
+    ``docs_dir`` -> its new bytes, None where not known yet) or removed is the user's.
+
+    Raises:
+        AtlasError: One line naming the file and what to do; nothing has been written.
+    """
+    record = read_record(docs_dir)
+    foreign = [(rel, "overwriting") for rel, data in writes.items()
+               if _present(docs_dir / rel) and not owned(docs_dir / rel, record.get(rel), data)]
+    foreign += [(rel, "deleting") for rel in removals
+                if not owned(docs_dir / rel, record.get(rel), None)]
+    if not foreign:
+        return
+    (rel, verb), others = foreign[0], [str(docs_dir / rel) for rel, _ in foreign[1:]]
+    also = ""
+    if others:
+        listed = ", ".join(others[:SHOWN]) + (", ..." if len(others) > SHOWN else "")
+        also = f"; {plural(len(others), 'other file')} likewise: {listed}"
+    raise AtlasError(f"{docs_dir / rel} is not a file filter-atlas wrote, or was edited since (see "
+                     f"{docs_dir / RECORD}): not {verb} it; move it out of {docs_dir / Path(rel).parent}, "
+                     f"then run again{also}")
+
+
+def _present(path: Path) -> bool:
+    """Whether anything is at ``path``, a dangling link included."""
+    return path.exists() or path.is_symlink()

@@ -1,0 +1,49 @@
+"""The numbers the pages show: each layer's measurements (``progression.layer_stats`` plus the
+neuron view's radius) and an activation's ratio to the best natural photo."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ..progression import LayerStats, layer_stats
+
+if TYPE_CHECKING:
+    from .arrangement import Arrangement, Tile
+
+
+def finite(value: float | None) -> bool:
+    """Whether ``value`` is a number to show (not None, NaN or infinite)."""
+    return value is not None and math.isfinite(value)
+
+
+def natural_ratio(activation: float | None, natural: float | None) -> float | None:
+    """The achieved activation over the best natural-photo activation; None where either is not
+    finite or the photos never activate the filter."""
+    if not (finite(activation) and finite(natural)) or natural <= 0:
+        return None
+    return activation / natural
+
+
+def measure_layer(tiles: Sequence[Tile], receptive_field: int | None) -> LayerStats:
+    """Medians over one layer's tiles of one variant: the live images' statistics and activation
+    ratios, and the neuron views' 90% radius, with its diameter over the receptive field's side."""
+    live = [t for t in tiles if t.live]
+    stats = layer_stats([t.file for t in live if t.file], [t.ratio for t in live if t.ratio is not None])
+    radii = [t.unit.radius90 for t in tiles if t.unit and t.unit.radius90 is not None]
+    if not radii:
+        return stats
+    radius = round(statistics.median(radii), 1)
+    fraction = round(2 * radius / receptive_field, 2) if receptive_field else None
+    return replace(stats, neuron_radius=radius, neuron_fraction=fraction)
+
+
+def neuron_trend(atlas: Arrangement) -> list[tuple[str, float, float | None, int | None]]:
+    """(layer, neuron-view 90% radius, its diameter / receptive field, receptive field) of the
+    primary variant's layers that have neuron views, shallow to deep."""
+    found = [(layer, layer.stats.get(atlas.primary)) for layer in atlas.layers]
+    return [(layer.name, s.neuron_radius, s.neuron_fraction, layer.receptive_field)
+            for layer, s in found if s and s.neuron_radius is not None]
