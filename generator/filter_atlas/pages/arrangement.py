@@ -19,6 +19,7 @@ from ..errors import AtlasError
 from ..progression import LayerStats
 from ..spec import AtlasSpec
 from ..store import ConvLayerRecord, FilterEntry, Manifest, ModelRecord, NaturalSetRecord, RunRecord, slug
+from ..store.records import view_records
 from .commands import NOT_RECORDED
 from .derived import STRETCHED, Contrast, contrast
 from .panels import UnitPanel, has_panel, unit_panel
@@ -64,6 +65,7 @@ class Tile:
     unit: UnitPanel | None = None
     contrast: Contrast | None = None  # keras-vis images: shown a second time, contrast stretched
     precision: str | None = None  # "bfloat16" when the model computed in it; None: float32
+    views: tuple[str, ...] = ("channel",)  # the views it has, in the registry's order
 
     @property
     def failed(self) -> bool:
@@ -257,7 +259,7 @@ def arrange(manifest: Manifest, atlas_dir: Path, docs_dir: Path) -> Arrangement:
                     file, e.activation, e.natural_activation, e.dead, variant.trained,
                     e.steps, e.size, e.seed, unit,
                     contrast(file) if e.recipe == STRETCHED and file and file.is_file() else None,
-                    e.precision)
+                    e.precision, tuple(view_records(e.views)))
         tiles.append(tile)
         grids[layer.name, variant].append(tile)
     if missing:

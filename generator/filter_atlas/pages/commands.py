@@ -55,12 +55,8 @@ def render_commands(record: ModelRecord, rows: Iterable[tuple[GalleryLayer, list
 def _views(t: Tile) -> tuple[str, ...]:
     """The ``--views`` (and ``--views-size``) arguments that make the views ``t`` has."""
     u = t.unit
-    if u is None:
-        return ("--views", "channel")
-    names = ["channel", *(name for name, has in (("negative", u.negative), ("neuron", u.neuron),
-                                                   ("diversity", u.diverse), ("examples", u.top)) if has)]
-    size = ("--views-size", str(u.views_size)) if u.views_size and u.views_size != t.size else ()
-    return ("--views", ",".join(names), *size)
+    size = ("--views-size", str(u.views_size)) if u and u.views_size and u.views_size != t.size else ()
+    return ("--views", ",".join(t.views), *size)
 
 
 def reproduce_commands(atlas: Arrangement, variant: Variant) -> list[str]:

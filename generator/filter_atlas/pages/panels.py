@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..store import FilterEntry
+from ..views import NAMES
 
-VIEWS = ("negative", "neuron", "diversity", "examples")  # the views a unit panel shows
+VIEWS = tuple(name for name in NAMES if name != "channel")  # the views a unit panel shows
 
 
 @dataclass(frozen=True)
