@@ -79,7 +79,9 @@ class Visit:
         self.dialogs: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("requestfailed", lambda r: self.errors.append(f"failed: {r.url}"))
+        # A load the next navigation cancels (a lazy image still in flight) is not a failure.
+        self.page.on("requestfailed", lambda r: r.failure != "net::ERR_ABORTED"
+                     and self.errors.append(f"failed: {r.url} ({r.failure})"))
         self.page.on("request", lambda r: urlparse(r.url).hostname not in ("127.0.0.1", None)
                      and not r.url.startswith("data:") and self.foreign.append(r.url))
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
