@@ -118,6 +118,7 @@ def write_atlas(out: Path, layers: dict[str, list[int]], *, variants=(("vgg16", 
     filter indices) of each (model, recipe) in ``variants``, replacing any atlas in ``out``; a model
     whose name ends in ``-untrained`` is VGG16 with random weights. Images are gratings whose period
     grows with depth; files are hard links to a few encoded PNGs, so thousands of filters stay cheap."""
+    from filter_atlas.imaging import png_bytes, thumbnail
     from filter_atlas.naming import entry_paths
     from filter_atlas.store import (
         SCHEMA,
@@ -128,8 +129,6 @@ def write_atlas(out: Path, layers: dict[str, list[int]], *, variants=(("vgg16", 
         RunRecord,
         Store,
         Views,
-        png_bytes,
-        thumbnail,
     )
     from filter_atlas.views import ImageRecord
 

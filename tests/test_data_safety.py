@@ -21,11 +21,11 @@ import pytest
 from filelock import FileLock, Timeout
 from filter_atlas import shards
 from filter_atlas.errors import AtlasError
+from filter_atlas.imaging import THUMB_SIDE, png_bytes, webp_bytes
 from filter_atlas.naming import entry_paths, view_paths
 from filter_atlas.store import (
     LOCK,
     MANIFEST,
-    THUMB_SIDE,
     ConvLayerRecord,
     FilterEntry,
     ModelRecord,
@@ -34,10 +34,8 @@ from filter_atlas.store import (
     Views,
     atlas_lock,
     atomic_write,
-    png_bytes,
     read_manifest,
     slug,
-    webp_bytes,
 )
 from filter_atlas.views import ImageRecord
 from filter_atlas.views.base import shown

@@ -16,13 +16,14 @@ import markdown
 import numpy as np
 import pytest
 from filter_atlas.errors import AtlasError
+from filter_atlas.imaging import png_bytes
 from filter_atlas.mkdocs_plugin import expand
 from filter_atlas.pages import markdown_text, render_pages, shell, write_pages
 from filter_atlas.pages.derived import contrast, derived_files, stretched, webp
 from filter_atlas.pages.text import activation, number
 from filter_atlas.progression import MAX_MEASURED, Panel, Series, chart_svg, image_stats, layer_stats
 from filter_atlas.site import build_site
-from filter_atlas.store import png_bytes, read_manifest, slug
+from filter_atlas.store import read_manifest, slug
 from PIL import Image
 
 from .conftest import REPO, VGG16_LAYERS, grating, write_atlas

@@ -8,11 +8,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from filter_atlas.engine.recipes import LUCID, Recipe
+from filter_atlas.imaging import png_bytes
 from filter_atlas.naming import entry_paths
 from filter_atlas.plan import Layer, Model, plan
 from filter_atlas.shards import Shard
 from filter_atlas.spec import AtlasSpec, Selection
-from filter_atlas.store import FilterEntry, RunRecord, Store, Views, png_bytes
+from filter_atlas.store import FilterEntry, RunRecord, Store, Views
 from filter_atlas.views import ImageRecord
 
 SIZE, VIEWS_SIZE = (32, 32), (24, 24)

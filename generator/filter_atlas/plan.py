@@ -110,8 +110,9 @@ def plan(spec: AtlasSpec, model: Model, recipe: Recipe, size: Size, views_size: 
         shard: Only this shard's share of the batches (longest first onto the least-loaded shard).
 
     Returns:
-        The plan. Where the channel view is stale, the diversity view's targets have no scale and
-        no key yet: its weight comes from the channel image about to be made (the runner keys it).
+        The plan. Where the channel view is stale, a scaled view's targets (diversity) have no
+        scale and no key yet: the weight comes from the channel image about to be made (the runner
+        keys them).
     """
     batches = [Batch(layer.name, tuple(chosen[i : i + spec.batch]))
                for layer in model.layers for chosen in [model.picks[layer.name]]
@@ -144,13 +145,20 @@ def plan(spec: AtlasSpec, model: Model, recipe: Recipe, size: Size, views_size: 
     channel = {b: stale("channel", b, size) for b in out.batches}
     out.jobs = [j for j in channel.values() if j]
 
+    def unscaled(layer: str, index: int) -> float:
+        return 1.0
+
+    def stored(layer: str, index: int) -> float:  # the channel activation on disk
+        return entry_scale(store.entry(identity(layer, index)))
+
     for view in (v for v in OPTIMIZED if v in spec.views):
+        scaled = VIEWS[view].scaled
+        scale_of = stored if scaled else unscaled
         for b in out.batches:
-            if view == "diversity" and channel[b]:  # its weight comes from the channel image to be made
+            if scaled and channel[b]:  # its weight comes from the channel image to be made
                 out.jobs.append(Job(view, b.layer, tuple(Target(identity(b.layer, i), views_size, "", None)
                                                          for i in b.indices)))
-            elif job := stale(view, b, views_size,
-                              scale=lambda i, b=b: entry_scale(store.entry(identity(b.layer, i)))):
+            elif job := stale(view, b, views_size, scale=lambda i, b=b, f=scale_of: f(b.layer, i)):
                 out.jobs.append(job)
     if "examples" in spec.views:
         out.examples = [j for b in out.batches if (j := stale(

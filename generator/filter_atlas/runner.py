@@ -18,6 +18,7 @@ from .naming import Identity
 from .plan import Job, Plan
 from .store import FilterEntry, Store, Views, finite
 from .views import VIEWS, ImageRecord, Outcome, Target
+from .views.base import size_fields
 from .views.diversity import entry_scale
 
 
@@ -63,8 +64,8 @@ class Runner:
         progress.close()
 
     def _keyed(self, job: Job) -> Job:
-        """The job with every target keyed: a diversity target without a scale takes it from the
-        channel image this run made, and is dropped if that leaves it fresh."""
+        """The job with every target keyed: a target without a scale (a scaled view, diversity)
+        takes it from the channel image this run made, and is dropped if that leaves it fresh."""
         targets = []
         for t in job.targets:
             if t.scale is None:
@@ -123,9 +124,8 @@ class Runner:
             start = float(outcome.start_activations[0])
             self._enter(target, ImageRecord(
                 image=None, thumbnail=None, activation=None, start_activation=finite(start),
-                size=target.size[0], width=target.size[1] if target.size[1] != target.size[0] else None,
-                steps=outcome.steps, seconds=round(outcome.seconds, 3), key=target.key, sha256=None,
-                run=self.run), failed=True)
+                **size_fields(target.size), steps=outcome.steps, seconds=round(outcome.seconds, 3),
+                key=target.key, sha256=None, run=self.run), failed=True)
 
     def write_examples(self, job: Job, found, set_name: str) -> None:
         """The examples view of one batch, from the natural pass (``found``: its result)."""

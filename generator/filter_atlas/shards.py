@@ -28,6 +28,7 @@ from .store import (
     atomic_write,
     read_manifest,
 )
+from .store.files import swap_folder
 
 Shards = list[tuple[Path, ShardLabel, Manifest]]
 
@@ -88,16 +89,16 @@ def merge(shard_dirs: list[Path], out: Path, replace: bool = False) -> tuple[int
     shards = [(directory, *_read_shard(directory)) for directory in shard_dirs]
     _check_labels(shards)
     held = _check_out(out, shard_dirs)
-    claimed: dict[tuple[str, str, int, str], str] = {}
+    claimed: dict[tuple[str, str, int, str], tuple[str, str | None]] = {}  # identity -> (key, sha256)
     for directory, _, manifest in shards:
         for entry in manifest.filters:
-            result = f"{entry.key}:{entry.sha256}"
+            result = (entry.key, entry.sha256)
             if claimed.setdefault(entry.identity, result) != result:
                 which = "/".join(map(str, entry.identity))
                 raise AtlasError(f"conflicting results for {which} in {directory}")
             _check_files(directory, entry)
     others = [(identity, held[identity]) for identity in claimed
-              if identity in held and held[identity].key != claimed[identity].split(":")[0]]
+              if identity in held and held[identity].key != claimed[identity][0]]
     if others and not replace:
         (_, layer, index, recipe), entry = others[0]
         raise AtlasError(f"{out} holds {len(others)} of these filters rendered with other settings "
@@ -181,7 +182,7 @@ def _stage_and_swap(shards: Shards, out: Path) -> None:
                         atomic_write(store.inside(rel), (directory / rel).read_bytes())
                 store.adopt(manifest)
             store.save()
-            _swap(stage, out)
+            swap_folder(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
@@ -193,21 +194,6 @@ def _link(source: str, target: str) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
-
-
-def _swap(stage: Path, out: Path) -> None:
-    """Rename ``stage`` to ``out``, moving aside and then removing what ``out`` held."""
-    if not out.exists():
-        os.rename(stage, out)
-        return
-    old = stage.with_name(f"{stage.name}-old")
-    os.rename(out, old)
-    try:
-        os.rename(stage, out)
-    except OSError:
-        os.rename(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _read_shard(directory: Path) -> tuple[ShardLabel, Manifest]:

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from .errors import AtlasError
+from .store.files import swap_folder
 
 SHOWN_WARNINGS = 3  # a failed build's message quotes this many of its warnings
 
@@ -65,7 +66,7 @@ def build_site(config_file: Path, docs_dir: Path | None = None, site_dir: Path |
         building.mkdir(parents=True)
         config.site_dir = str(building)
         build(config)
-        _swap(building, site)
+        swap_folder(building, site)
     except MkDocsException as exc:
         raise AtlasError(f"mkdocs build failed: {exc.format_message()}{_quoted(warnings.lines)}") from exc
     finally:
@@ -81,13 +82,3 @@ def _quoted(lines: list[str]) -> str:
         return ""
     more = [f"and {len(lines) - SHOWN_WARNINGS} more"] if len(lines) > SHOWN_WARNINGS else []
     return f" ({'; '.join(lines[:SHOWN_WARNINGS] + more)})"
-
-
-def _swap(built: Path, site: Path) -> None:
-    """Put the built folder in the site directory's place, then remove the previous site."""
-    old = site.with_name(f".{site.name}.old-{uuid.uuid4().hex[:8]}") if site.exists() else None
-    if old:
-        site.rename(old)
-    built.rename(site)
-    if old:
-        shutil.rmtree(old)

@@ -62,11 +62,8 @@ def shown_path(path: Path, base: Path) -> str:
     return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
 
-VIEWS = NAMES  # every view, in the registry's order (``filter_atlas.views``)
-
-
 def parse_views(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """``--views negative,examples`` or a config list -> the views, in ``VIEWS`` order.
+    """``--views negative,examples`` or a config list -> the views, in the registry's order (``views.NAMES``).
 
     Args:
         text: Comma-separated names or a list; ``all`` for every view.
@@ -78,12 +75,12 @@ def parse_views(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     names = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
     names = [n for n in names if n]
     if names == ["all"]:
-        return VIEWS
-    unknown = [n for n in names if n not in VIEWS]
+        return NAMES
+    unknown = [n for n in names if n not in NAMES]
     if unknown or not names:
-        raise AtlasError(f"unknown view {unknown[0]!r} (choose from {', '.join(VIEWS)}, or all)"
+        raise AtlasError(f"unknown view {unknown[0]!r} (choose from {', '.join(NAMES)}, or all)"
                          if unknown else "--views names no view")
-    return tuple(v for v in VIEWS if v in names or v == "channel")
+    return tuple(v for v in NAMES if v in names or v == "channel")
 
 
 @dataclass(frozen=True)
@@ -154,7 +151,7 @@ class AtlasSpec:
     out: Path = Path("docs/atlas")
     preprocess: str | None = None
     batch: int = 16
-    views: tuple[str, ...] = VIEWS
+    views: tuple[str, ...] = NAMES
     views_size: tuple[int, int] | None = None  # of the extra views (negative, neuron, diversity); None: size
     examples: Path | None = None  # folder of natural images; None: the bundled photos
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..store import THUMB_SIDE, Manifest, webp_bytes
+from ..imaging import THUMB_SIDE, webp_bytes
+from ..store import Manifest
 
 STRETCH_PERCENTILES = (1.0, 99.0)
 STRETCHED = "keras-vis"  # the recipe whose images get a stretched copy

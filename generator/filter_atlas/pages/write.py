@@ -9,8 +9,9 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from ..imaging import THUMB_SIDE
 from ..progression import MAX_MEASURED
-from ..store import THUMB_SIDE, atomic_write, read_manifest, slug
+from ..store import atomic_write, read_manifest, slug
 from .arrangement import BLOCKS, arrange
 from .chart import progression_chart
 from .commands import missing_untrained, recipe_commands, reproduce_commands

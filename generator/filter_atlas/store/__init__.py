@@ -5,7 +5,6 @@ writing), ``files`` (atomic writes, the lock), ``merge`` (what two processes sav
 ``store`` (the ``Store``).
 """
 
-from ..imaging import THUMB_SIDE, png_bytes, thumbnail, webp_bytes
 from ..naming import slug
 from .files import LOCK, atlas_lock, atomic_write
 from .manifest import MANIFEST, decode, encode, finite, read_manifest
@@ -24,8 +23,8 @@ from .records import (
 )
 from .store import Store
 
-__all__ = ["LISTED", "LOCK", "MANIFEST", "SCHEMA", "THUMB_SIDE", "ConvLayerRecord", "FilterEntry", "Manifest",
+__all__ = ["LISTED", "LOCK", "MANIFEST", "SCHEMA", "ConvLayerRecord", "FilterEntry", "Manifest",
            "ModelRecord", "NaturalImageRecord", "NaturalSetRecord", "RunRecord", "ShardLabel", "Store",
            "Views",
-           "atlas_lock", "atomic_write", "decode", "encode", "finite", "png_bytes", "read_manifest", "slug",
-           "thumbnail", "webp_bytes"]
+           "atlas_lock", "atomic_write", "decode", "encode", "finite", "read_manifest", "slug",
+           ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -84,3 +85,24 @@ def remove_leftovers(root: Path, age: float = LEFTOVER_AGE) -> int:
                 path.unlink()
                 removed += 1
     return removed
+
+
+def swap_folder(stage: Path, target: Path) -> None:
+    """Put the folder ``stage`` in ``target``'s place: what ``target`` held is moved aside, then
+    removed; if the rename fails, it is put back.
+
+    Args:
+        stage: A finished folder beside ``target`` (on the same disk).
+        target: The folder to replace; made if missing.
+    """
+    if not target.exists():
+        os.rename(stage, target)
+        return
+    old = stage.with_name(f"{stage.name}-old")
+    os.rename(target, old)
+    try:
+        os.rename(stage, target)
+    except OSError:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -33,6 +33,11 @@ def view_records(views: Views) -> dict[str, Record]:
     return {name: record for name in VIEWS if (record := getattr(views, name)) is not None}
 
 
+def _from_channel(name: str) -> property:
+    """A read-only attribute of a ``FilterEntry`` that is its channel view's field ``name``."""
+    return property(lambda entry: getattr(entry.views.channel, name), doc=f"``views.channel.{name}``")
+
+
 class FilterEntry(Strict, frozen=True):
     """One filter of one model and recipe: how it was made, what it reached, and its views.
 
@@ -60,49 +65,18 @@ class FilterEntry(Strict, frozen=True):
     def channel(self) -> ImageRecord:
         return self.views.channel
 
-    @property
-    def image(self) -> str | None:
-        return self.channel.image
-
-    @property
-    def thumbnail(self) -> str | None:
-        return self.channel.thumbnail
-
-    @property
-    def activation(self) -> float | None:
-        return self.channel.activation
-
-    @property
-    def start_activation(self) -> float | None:
-        return self.channel.start_activation
-
-    @property
-    def size(self) -> int:
-        return self.channel.size
-
-    @property
-    def width(self) -> int | None:
-        return self.channel.width
-
-    @property
-    def steps(self) -> int:
-        return self.channel.steps
-
-    @property
-    def seconds(self) -> float:
-        return self.channel.seconds
-
-    @property
-    def key(self) -> str:
-        return self.channel.key
-
-    @property
-    def sha256(self) -> str | None:
-        return self.channel.sha256
-
-    @property
-    def run(self) -> str:
-        return self.channel.run
+    # The channel view's fields, read through the entry (the pages and merge read them so).
+    image = _from_channel("image")
+    thumbnail = _from_channel("thumbnail")
+    activation = _from_channel("activation")
+    start_activation = _from_channel("start_activation")
+    size = _from_channel("size")
+    width = _from_channel("width")
+    steps = _from_channel("steps")
+    seconds = _from_channel("seconds")
+    key = _from_channel("key")
+    sha256 = _from_channel("sha256")
+    run = _from_channel("run")
 
     def files(self) -> list[tuple[str, str | None]]:
         """(path, sha256 or None) of every file of every view, each once (a small view image is

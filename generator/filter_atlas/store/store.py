@@ -136,27 +136,25 @@ class Store:
             AtlasError: the disk refused one; the files this call wrote that the manifest does not
                 list are removed again, so nothing unlisted stays.
         """
-        listed = {rel for entry in self._by_id.values() for rel, _ in entry.files()}
-        written: list[Path] = []
+        written: list[str] = []
         try:
             for rel, data in files.items():
-                path = self.inside(rel)
-                atomic_write(path, data)
-                written.append(path)
+                atomic_write(self.inside(rel), data)
+                written.append(rel)
         except AtlasError:
-            for path, rel in zip(written, files, strict=False):
+            listed = {rel for entry in self._by_id.values() for rel, _ in entry.files()}
+            for rel in written:
                 if rel not in listed:
-                    path.unlink(missing_ok=True)
+                    (self.root / rel).unlink(missing_ok=True)
             raise
         return {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
 
     def put_entry(self, entry: FilterEntry) -> None:
-        """Record a filter with its channel view; the other views it held are kept."""
+        """Record a filter with its channel view (``entry.views.channel``); the other views it
+        held are kept."""
         old = self._by_id.get(entry.identity)
         if old is not None:
-            kept = {name: getattr(old.views, name) for name in NAMES if name != "channel"}
-            entry = replace(entry, views=replace(old.views, channel=entry.views.channel, **{
-                name: getattr(entry.views, name) or record for name, record in kept.items()}))
+            entry = replace(entry, views=replace(old.views, channel=entry.views.channel))
         self._by_id[entry.identity] = entry
         self._touch(entry.identity, ENTRY, "channel")
 

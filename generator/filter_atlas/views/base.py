@@ -135,6 +135,7 @@ class View:
     name: ClassVar[str]
     record: ClassVar[type[Record]]
     images: ClassVar[int] = 1  # images optimized per filter; 0: not optimized (measured instead)
+    scaled: ClassVar[bool] = False  # its objective is weighted by the filter's channel activation
 
     def encode(self, image: np.ndarray) -> bytes:
         """The bytes of one of its files (lossy WebP unless a view says otherwise)."""

@@ -61,6 +61,7 @@ class Diversity(View):
     name = "diversity"
     record = ImagesRecord
     images = IMAGES
+    scaled = True
 
     def objective(self, layer: str, index: int, scale: float = 1.0) -> Objective:
         from ..engine.objectives import channel, diversity
