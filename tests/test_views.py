@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from filter_atlas.views import VIEWS
 from filter_atlas.views.diversity import IMAGES, scale
 from filter_atlas.views.neuron import radius90
 from PIL import Image
+
+from .conftest import REPO
 
 
 def test_negative_view_scores_below_the_channel_views_start(vgg16):
@@ -148,3 +151,32 @@ def test_atlas_adds_missing_views_without_rerendering_fresh_ones(cli, weights_pa
     assert code == 0 and {v["negative"]["size"] for v in views_} == {36}
     assert {v["neuron"]["size"] for v in views_} == {36}
     assert {v["diversity"]["size"] for v in views_} == {40}  # not asked for: left as it was
+
+
+def test_the_unit_panel_is_what_the_views_say(monkeypatch):
+    """The pages list no view: each view's ``panel`` and ``place`` decide what its filter's unit
+    panel shows, so a view moved or given another note shows so without touching the pages."""
+    from filter_atlas.pages import render_pages
+    from filter_atlas.views import Panel
+    from filter_atlas.views.negative import Negative
+    from filter_atlas.views.neuron import Neuron
+
+    atlas = REPO / "docs/atlas"
+    if not (atlas / "manifest.json").is_file():
+        pytest.skip("no committed atlas")
+
+    def first_row(pages: dict[str, str]) -> list[str]:
+        row = pages["blocks/block5.md"].split('<div class="fa-unit-row">', 1)[1].split("</div>", 1)[0]
+        return re.findall(r'class="fa-shot fa-(\w+)"', row)
+
+    before = first_row(render_pages(atlas, REPO / "docs"))
+    assert before[0] == "neuron" and before[-1] == "negative"
+    monkeypatch.setattr(Neuron, "place", 9)  # after every other view
+    original = Negative.panel
+    monkeypatch.setattr(Negative, "panel", lambda self, record, layer, index: Panel(
+        original(self, record, layer, index).shots, notes=(f"a new note on {layer} #{index}",)))
+    pages = render_pages(atlas, REPO / "docs")
+    after = first_row(pages)
+    assert after == [*before[1:], "neuron"]
+    assert "a new note on block5_conv2 #119" in pages["blocks/block5.md"]
+    assert "negative: mean pre-activation" not in pages["blocks/block5.md"]

@@ -22,7 +22,7 @@ from ..store import ConvLayerRecord, FilterEntry, Manifest, ModelRecord, Natural
 from ..store.records import view_records
 from .commands import NOT_RECORDED
 from .derived import STRETCHED, Contrast, contrast
-from .panels import UnitPanel, has_panel, unit_panel
+from .panels import UnitPanel, unit_panel
 from .statistics import finite, measure_layer, natural_ratio
 
 BLOCKS = "blocks"  # gallery pages: blocks/<block>.md, one per block
@@ -254,7 +254,7 @@ def arrange(manifest: Manifest, atlas_dir: Path, docs_dir: Path) -> Arrangement:
             f"{layer.id}-{e.index}-{slug(variant.model)}-{slug(variant.recipe)}"
         image, file = asset(e.image)
         thumb, _ = asset(e.thumbnail)
-        unit = unit_panel(e, layer.name, lambda rel: asset(rel)[0]) if has_panel(e) else None
+        unit = unit_panel(e, layer.name, lambda rel: asset(rel)[0])
         tile = Tile(variant.model, layer.name, e.index, variant.recipe, anchor, layer.page, image, thumb,
                     file, e.activation, e.natural_activation, e.dead, variant.trained,
                     e.steps, e.size, e.seed, unit,

@@ -33,7 +33,8 @@ def measure_layer(tiles: Sequence[Tile], receptive_field: int | None) -> LayerSt
     ratios, and the neuron views' 90% radius, with its diameter over the receptive field's side."""
     live = [t for t in tiles if t.live]
     stats = layer_stats([t.file for t in live if t.file], [t.ratio for t in live if t.ratio is not None])
-    radii = [t.unit.radius90 for t in tiles if t.unit and t.unit.radius90 is not None]
+    neurons = [t.unit.records.neuron for t in tiles if t.unit and t.unit.records.neuron]
+    radii = [n.radius90 for n in neurons if n.radius90 is not None]
     if not radii:
         return stats
     radius = round(statistics.median(radii), 1)

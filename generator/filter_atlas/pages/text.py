@@ -3,11 +3,14 @@ that a script inserts again, as shell words, as short numbers, counted nouns and
 
 from __future__ import annotations
 
-import math
 import re
 import shlex
 
 from markupsafe import Markup, escape
+
+from ..numbers import activation, number
+
+__all__ = ["activation", "html_twice", "markdown_text", "number", "plural", "shell", "weights_text"]
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -29,24 +32,6 @@ def shell(arg: str) -> str:
         return "$'" + "".join(f"\\x{ord(c):02x}" if _CONTROL.match(c) else "\\" + c if c in "\\'" else c
                               for c in arg) + "'"
     return shlex.quote(arg)
-
-
-def number(value: float | None, decimals: int | None = None) -> str:
-    """``decimals`` places, else about three significant figures; a dash for None (not measured),
-    "n/a" for NaN or an infinity."""
-    if value is None:
-        return "\N{EN DASH}"
-    if not math.isfinite(value):
-        return "n/a"
-    if decimals is not None:
-        return f"{value:.{decimals}f}"
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
-
-
-def activation(value: float | None) -> str:
-    """A recorded activation: its ``number``, or "failed" where the render gave none (None) or
-    recorded a value that is not finite."""
-    return number(value) if value is not None and math.isfinite(value) else "failed"
 
 
 def plural(count: int, noun: str) -> str:

@@ -6,12 +6,13 @@
 - ``diversity``: 4 images optimized jointly for ``channel - w * diversity``.
 - ``examples``: the top and bottom natural-image patches.
 
-To add a view: a module here with a ``View`` subclass, and one line in ``VIEWS``.
+To add a view: a module here with a ``View`` subclass (its objective, key, record, files and
+panel), and one line in ``VIEWS``; the manifest, plan, runner and pages find it here.
 """
 
 from __future__ import annotations
 
-from .base import ImageRecord, Made, Outcome, Record, Target, View
+from .base import ImageRecord, Made, Outcome, Panel, Record, Row, Shot, Target, View
 from .channel import Channel
 from .diversity import Diversity, ImagesRecord
 from .examples import Examples, ExamplesRecord, PatchRecord
@@ -25,4 +26,4 @@ NAMES = tuple(VIEWS)
 OPTIMIZED = tuple(name for name, view in VIEWS.items() if view.images and name != "channel")
 
 __all__ = ["NAMES", "OPTIMIZED", "VIEWS", "ExamplesRecord", "ImageRecord", "ImagesRecord", "Made", "Outcome",
-           "PatchRecord", "Record", "Target", "View"]
+           "Panel", "PatchRecord", "Record", "Row", "Shot", "Target", "View"]

@@ -129,11 +129,45 @@ def shown(image_rel: str, thumb_rel: str, image: np.ndarray) -> tuple[str, dict[
     return thumb_rel, {image_rel: image, thumb_rel: thumbnail(image)}
 
 
+@dataclass(frozen=True)
+class Shot:
+    """One image of a unit panel: a view's image or a natural patch."""
+
+    label: str  # what it is: "neuron", "negative", "diverse 2", a photo's name
+    image: str  # paths as the manifest lists them (the pages make them URLs)
+    thumbnail: str
+    value: float | None  # the number shown under it; None: failed
+    alt: str
+    kind: str  # its CSS class: fa-<kind>
+    measure: str = "activation"  # what ``value`` is: "activation" or "pre-activation"
+    box: tuple[int, ...] | None = None  # natural patches: where in the photo
+
+
+@dataclass(frozen=True)
+class Row:
+    """A labelled row of shots below the unit panel's first row (the top natural patches)."""
+
+    label: str
+    description: str  # for screen readers
+    shots: tuple[Shot, ...]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """What one view shows in its filter's unit panel (the Distill appendix's row)."""
+
+    shots: tuple[Shot, ...] = ()  # in the first row, after the channel image
+    rows: tuple[Row, ...] = ()
+    notes: tuple[str, ...] = ()  # clauses of the panel's note, with their numbers
+    size: int | None = None  # the size its images were optimized at
+
+
 class View:
     """One of a filter's views. Subclasses set the class attributes and implement the methods."""
 
     name: ClassVar[str]
     record: ClassVar[type[Record]]
+    place: ClassVar[int] = 0  # where its shots sit in the unit panel's first row, left to right
     images: ClassVar[int] = 1  # images optimized per filter; 0: not optimized (measured instead)
     scaled: ClassVar[bool] = False  # its objective is weighted by the filter's channel activation
 
@@ -152,3 +186,8 @@ class View:
     def made(self, model, target: Target, outcome: Outcome) -> Made:
         """The files and record of one filter's outcome (``model``: the ``LoadedModel``)."""
         raise NotImplementedError
+
+    def panel(self, record: Record, layer: str, index: int) -> Panel | None:
+        """What it shows in the unit panel of filter ``index`` of ``layer`` (None: nothing; the
+        channel image is the panel's own)."""
+        return None

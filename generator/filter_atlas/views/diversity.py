@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..naming import view_paths
-from .base import Made, Outcome, Record, Target, View, shown, size_fields
+from ..numbers import number
+from .base import Made, Outcome, Panel, Record, Shot, Target, View, shown, size_fields
 
 IMAGES = 4
 # Weight of the diversity term relative to the filter's channel-view activation: the penalty is
@@ -62,6 +63,7 @@ class Diversity(View):
     record = ImagesRecord
     images = IMAGES
     scaled = True
+    place = 2
 
     def objective(self, layer: str, index: int, scale: float = 1.0) -> Objective:
         from ..engine.objectives import channel, diversity
@@ -89,5 +91,11 @@ class Diversity(View):
 
         return Made(files, record)
 
-
-
+    def panel(self, record: ImagesRecord, layer: str, index: int) -> Panel:
+        n = len(record.images)
+        shots = tuple(Shot(f"diverse {k + 1}", image, thumb, value,
+                           f"Diverse image {k + 1} of {n} for filter {index} of {layer}", "diverse")
+                      for k, (image, thumb, value) in enumerate(zip(record.images, record.thumbnails,
+                                                                    record.activations, strict=True)))
+        return Panel(shots, notes=(f"diverse images' mean Gram similarity {number(record.similarity, 2)}",),
+                     size=record.size)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from ..naming import view_paths
-from .base import Made, Record, Target, View, size_fields
+from .base import Made, Panel, Record, Row, Shot, Target, View, size_fields
 
 K = 9  # top and bottom natural patches per filter
 
@@ -53,3 +53,16 @@ class Examples(View):
             return ExamplesRecord(set=set_name, key=target.key, **rows, **size_fields(target.size))
 
         return Made(files, record)
+
+    def panel(self, record: ExamplesRecord, layer: str, index: int) -> Panel:
+        if not record.top:
+            return Panel()
+
+        def row(side: str, verb: str) -> Row:
+            shots = tuple(Shot(p.source, p.image, p.image, p.activation,
+                               f"{side.capitalize()} natural patch {k + 1} of filter {index} of {layer}, "
+                               f"from {p.source}", "example", "pre-activation", p.box)
+                          for k, p in enumerate(getattr(record, side)))
+            return Row(side, f"natural patches that most {verb} filter {index}", shots)
+
+        return Panel(rows=(row("top", "excite"), row("bottom", "inhibit")))

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..naming import view_paths
-from .base import ImageRecord, Made, Outcome, Target, View, shown, size_fields
+from ..numbers import activation, number
+from .base import ImageRecord, Made, Outcome, Panel, Shot, Target, View, shown, size_fields
 
 if TYPE_CHECKING:
     from ..engine.objectives import Objective
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 class Negative(View):
     name = "negative"
     record = ImageRecord
+    place = 3
 
     def objective(self, layer: str, index: int, scale: float = 1.0) -> Objective:
         from ..engine.objectives import channel
@@ -33,3 +35,10 @@ class Negative(View):
                 **size_fields(target.size))
 
         return Made(files, record)
+
+    def panel(self, record: ImageRecord, layer: str, index: int) -> Panel:
+        shot = Shot("negative", record.image, record.thumbnail, record.activation,
+                    f"Image that most inhibits filter {index} of {layer}", "negative", "pre-activation")
+        note = (f"negative: mean pre-activation {activation(record.activation)} "
+                f"from {number(record.start_activation)} at the start")
+        return Panel((shot,), notes=(note,), size=record.size)

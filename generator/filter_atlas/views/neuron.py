@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..naming import view_paths
-from .base import ImageRecord, Made, Outcome, Target, View, shown, size_fields
+from ..numbers import number
+from .base import ImageRecord, Made, Outcome, Panel, Shot, Target, View, shown, size_fields
 
 Box = tuple[int, int, int, int]
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 class Neuron(View):
     name = "neuron"
     record = ImageRecord
+    place = 1
 
     def objective(self, layer: str, index: int, scale: float = 1.0) -> Objective:
         from ..engine.objectives import neuron
@@ -43,6 +45,13 @@ class Neuron(View):
                 crop=crop, radius90=spread, **size_fields(target.size))
 
         return Made(files, record)
+
+    def panel(self, record: ImageRecord, layer: str, index: int) -> Panel:
+        shot = Shot("neuron", record.image, record.thumbnail, record.activation,
+                    f"Image that most excites the centre position of filter {index} of {layer}", "neuron")
+        notes = () if record.radius90 is None else \
+            (f"neuron: 90% of its contrast within {number(record.radius90)} px of the centre",)
+        return Panel((shot,), notes=notes, size=record.size)
 
 
 def radius90(image: np.ndarray, centre: tuple[float, float]) -> float:
