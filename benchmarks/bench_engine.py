@@ -63,9 +63,10 @@ ROWS = (("keras-vis", "keras-vis", "float32"), ("lucid", "lucid", "float32"),
         ("lucid-bfloat16", "lucid", "bfloat16"))
 
 
-def per_step(run: Callable[[int], None], steps: int, repeats: int) -> float:
-    """Seconds per step of ``run(steps)``: a long run minus a short one, best of ``repeats``."""
-    short = max(1, steps // 4)
+def per_step(run: Callable[[int], None], steps: int, repeats: int, short: int | None = None) -> float:
+    """Seconds per step of ``run(steps)``: a long run minus a short one (``short``, default a
+    quarter of ``steps``), best of ``repeats``."""
+    short = short or max(1, steps // 4)
     run(short)  # warm-up: compilation, oneDNN primitives
     best = float("inf")
     for _ in range(repeats):
@@ -119,9 +120,8 @@ def main() -> None:
     from filter_atlas import load_model, render
     from filter_atlas import objectives as obj
     from filter_atlas.api import compiled
-    from filter_atlas.engine import backend, targets
+    from filter_atlas.engine import backend
     from filter_atlas.engine.recipes import get_recipe
-    from keras import ops
 
     filters = [int(f) for f in args.filters.split(",")]
     n, size = len(filters), args.size
@@ -137,24 +137,8 @@ def main() -> None:
           f"{'peer ms':>8} {'GFLOP/s':>7} {'speed-up':>8} {'floor':>6} {'GFLOP/s':>7} {'vs floor':>8}")
 
     for layer in args.layers.split(","):
-        trunk, conv = loaded.truncate(layer)
         seed = np.random.default_rng(0).uniform(0, 255, (n, size, size, 3)).astype("float32")
-        weights = ([v.value for v in trunk.trainable_variables], [])
-        chosen = ops.convert_to_tensor(np.array(filters, dtype="int32")[:, None])
-        x = ops.convert_to_tensor(seed - 120.0)
-
-        def own_loss(x, weights, trunk=trunk, conv=conv, chosen=chosen):
-            features, _ = trunk.stateless_call(*weights, x)
-            return ops.sum(targets.own_filter_preact(features, conv, targets.weights(conv), chosen)), ()
-
-        step = backend.jit(backend.value_and_grad(own_loss), xla=False)
-
-        def floor_run(steps: int, step=step, x=x, weights=weights) -> None:
-            for _ in range(steps):
-                _, grad = step(x, weights)
-            np.asarray(grad)
-
-        floor = per_step(floor_run, args.steps, args.repeats) / n
+        floor = floor_per_step(loaded, layer, filters, size, args.steps, args.repeats)
         (conv_info,) = loaded.resolve_layers((layer,), size)
         gflop = 4 * conv_info.cost / 1e9  # per image-step
 
@@ -183,6 +167,38 @@ def main() -> None:
             print(f"{layer:<13} {name:<15} {mode:<7} {1000 * t_ours:>12.1f} {gflop / t_ours:>7.0f} "
                   f"{peer:<24} {peer_ms} {speed_up} {1000 * floor:>6.1f} {gflop / floor:>7.0f} "
                   f"{t_ours / floor:>7.2f}x", flush=True)
+
+
+def floor_per_step(loaded, layer: str, filters: list[int], size: int, steps: int, repeats: int,
+                   precision: str = "float32", short: int | None = None) -> float:
+    """Seconds per filter-step of the floor: the truncated network's forward pass and input
+    gradient and nothing else (only the ``filters`` at ``layer``, one image each, as the engine
+    computes), compiled as a graph; the model up to the layer in ``precision``."""
+    from filter_atlas.engine import backend, targets
+    from filter_atlas.engine import precision as compute
+    from keras import ops
+
+    trunk, conv = loaded.truncate(layer)
+    n = len(filters)
+    seed = np.random.default_rng(0).uniform(0, 255, (n, size, size, 3)).astype("float32")
+    weights = ([v.value for v in trunk.trainable_variables], [])
+    chosen = ops.convert_to_tensor(np.array(filters, dtype="int32")[:, None])
+    x = ops.convert_to_tensor(seed - 120.0)
+
+    def own_loss(x, weights):
+        with compute.computing_in(trunk, compute.check(precision)):
+            features, _ = trunk.stateless_call(*weights, x)
+        features = ops.cast(features, "float32")
+        return ops.sum(targets.own_filter_preact(features, conv, targets.weights(conv), chosen)), ()
+
+    step = backend.jit(backend.value_and_grad(own_loss), xla=False)
+
+    def floor_run(steps: int) -> None:
+        for _ in range(steps):
+            _, grad = step(x, weights)
+        np.asarray(grad)
+
+    return per_step(floor_run, steps, repeats, short) / n
 
 
 def matmul_gflops(dtype: str, n: int = 2048, repeats: int = 3) -> float:

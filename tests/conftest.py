@@ -20,6 +20,10 @@ SHARED_WEIGHTS = REPO.parent / "shared/weights/vgg16_imagenet_notop.h5"
 WEIGHTS = Path(os.environ.get("FILTER_ATLAS_WEIGHTS") or SHARED_WEIGHTS).resolve()
 if os.environ.get("FILTER_ATLAS_WEIGHTS"):
     os.environ["FILTER_ATLAS_WEIGHTS"] = str(WEIGHTS)
+# The labelled natural set the repository's config names (imagenet-samples), from ../shared.
+SHARED_NATURALS = REPO.parent / "shared/naturals/imagenet-sample-images"
+if SHARED_NATURALS.is_dir():
+    os.environ.setdefault("FILTER_ATLAS_IMAGENET_SAMPLES", str(SHARED_NATURALS.resolve()))
 DEAD_FILTER = 5  # conv_b's filter 5 in the tiny model: zero kernel, negative bias
 # The slowest files, slowest first (measured with --durations=0): run first, they let the two
 # workers of `pytest -n 2 --dist loadfile` (which hands out whole files in collection order)

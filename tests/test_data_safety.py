@@ -305,6 +305,7 @@ def tiny_shards(tiny_model_path, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny-shards")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("FILTER_ATLAS_WEIGHTS", raising=False)
+        patch.chdir(root)  # no [tool.filter-atlas] here: the flags alone
         for i in (1, 2):
             assert main(["render", "--model", str(tiny_model_path), "--layers", "conv_a,conv_b",
                          "--filters", "all", "--batch", "2", "--out", str(root / f"s{i}"),

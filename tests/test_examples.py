@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 from filter_atlas.errors import AtlasError
-from filter_atlas.examples import find_examples, selection
+from filter_atlas.examples import find, find_examples, selection
 from filter_atlas.models import (
     LoadedModel,
     box_centre,
@@ -162,11 +162,11 @@ def test_a_second_run_reads_the_cache_and_never_calls_the_model(colour_model, fo
     assert first.cached == 0
     assert list((tmp_path / "cache").rglob("*.sqlite"))
 
-    def no_model(names):
+    def no_model(model, names, *args):
         raise AssertionError(f"the model was cut for a forward pass through {names}")
 
     with monkeypatch.context() as patched:
-        patched.setattr(colour_model, "trunks", no_model)  # what the forward pass is built from
+        patched.setattr(find, "Forward", no_model)  # the forward pass, built at the first uncached image
         second = _run(colour_model, folder, tmp_path / "cache")
         assert second.cached == second.used == 5
         with pytest.raises(AssertionError, match="the model was cut"):  # the guard does bite

@@ -259,10 +259,15 @@ def test_init_takes_a_model_file_to_a_browsable_site(models, tmp_path, capsys, m
         image = entry["views"]["channel"]["image"]
         assert (site / "atlas" / image).is_file() and f"atlas/{image}" in shown
     assert (site / "assets/filter-atlas.css").is_file() and (site / "search/search_index.json").is_file()
+    # The natural evidence of every filter of every conv layer, each with its card on the site.
+    [evidence] = (folder / "docs/atlas").glob("*/evidence.json")
+    filters = sum(layer["filters"] for layer in json.loads(evidence.read_text())["layers"])
+    assert filters > 4 and shown.count('<section class="fa-cell') == filters
 
     monkeypatch.chdir(folder)  # the user's next run, in their folder
     assert run("build", "--quiet") == 0
-    assert "rendered 0, skipped 4" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "rendered 0, skipped 4" in out and "fresh, nothing to do" in out
     monkeypatch.chdir(tmp_path)
     before = {p: p.read_bytes() for p in (folder / "pyproject.toml", folder / "mkdocs.yml")}
     assert run("init", folder, "--model", models["rect"], "--no-build") == 2

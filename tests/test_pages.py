@@ -15,15 +15,19 @@ from pathlib import Path
 import markdown
 import numpy as np
 import pytest
+import yaml
 from filter_atlas.errors import AtlasError
 from filter_atlas.imaging import png_bytes
-from filter_atlas.mkdocs_plugin import expand
 from filter_atlas.pages import markdown_text, render_pages, shell, write_pages
-from filter_atlas.pages.derived import contrast, derived_files, stretched, webp
+from filter_atlas.pages.derived import contrast, derived_files, derived_images, stretched, webp
+from filter_atlas.pages.ownership import read_record, sha256
 from filter_atlas.pages.text import activation, number
+from filter_atlas.pages.write import LIGHTBOX, SITE_CONFIG
 from filter_atlas.progression import MAX_MEASURED, Panel, Series, chart_svg, image_stats, layer_stats
+from filter_atlas.scaffold import site_config
 from filter_atlas.site import build_site
 from filter_atlas.store import read_manifest, slug
+from filter_atlas.store.evidence import evidence_path, read_evidence
 from PIL import Image
 
 from .conftest import REPO, VGG16_LAYERS, grating, write_atlas
@@ -88,8 +92,19 @@ def check_site(site: Path, pages: dict[str, Html], base: str = "/") -> None:
                     assert anchor in pages[key].ids, f"{name}: missing anchor {url}"
         tiles = [a for tag, a in page.tags if tag == "figure" and "fa-tile" in a.get("class", "")]
         units = [a for tag, a in page.tags if tag == "section" and "fa-unit" in a.get("class", "")]
-        images = [a for tag, a in page.tags if tag == "img" and "atlas/" in a["src"]]
-        if name.startswith("blocks/"):
+        crops = [a for tag, a in page.tags if tag == "img" and "atlas/naturals/" in a["src"]]
+        images = [a for tag, a in page.tags if tag == "img" and "atlas/" in a["src"] and a not in crops]
+        assert all(c.get("loading") == "lazy" for c in crops), name
+        cards = [a for tag, a in page.tags if tag == "div" and a.get("class") == "fa-card"]
+        if name.startswith("blocks/") and cards:
+            # A layer page with evidence: every filter of the layer has one card and one stable
+            # anchor, its heading's, whether or not it has rendered images.
+            layer = Path(name).stem
+            anchors = {i for i in page.ids if re.fullmatch(rf"{re.escape(layer)}-\d+", i)}
+            assert anchors == {f"{layer}-{k}" for k in range(len(cards))}
+            assert not {t.get("id") for t in tiles + units} & anchors  # other variants' tiles: their own
+            assert all(i.get("loading") == "lazy" for i in images)
+        elif name.startswith("blocks/"):
             # Every filter has one stable anchor: its tile's, or its unit panel's (one tile each).
             anchored = [t for t in tiles if "id" in t] + units
             assert len({a["id"] for a in anchored}) == len(anchored) == len(tiles) > 0
@@ -110,9 +125,16 @@ def test_committed_pages_are_fresh_and_build_strictly(tmp_path):
     if not (atlas / "manifest.json").is_file():
         pytest.skip("no committed atlas")
     pages = render_pages(atlas, REPO / "docs")
-    stale = [rel for rel, text in pages.items()
-             if not (REPO / "docs" / rel).is_file() or (REPO / "docs" / rel).read_text("utf-8") != text]
+    # The lightbox's files are the installed mkdocs-glightbox's, whichever version that is: present.
+    stale = [rel for rel, text in pages.items() if not (REPO / "docs" / rel).is_file()
+             or (rel not in LIGHTBOX and (REPO / "docs" / rel).read_text("utf-8") != text)]
     assert not stale, f"run 'filter-atlas pages': {stale} differ from the committed manifest"
+    # The derived images are committed, each made from the images it shows as they are now.
+    record = read_record(REPO / "docs")
+    derived = {f"atlas/{d.rel}": d.key() for d in derived_images(read_manifest(atlas), atlas)}
+    assert derived and {rel: key for rel, (_, key) in record.derived.items()} == derived, \
+        "run 'filter-atlas pages'"
+    assert all(sha256((REPO / "docs" / rel).read_bytes()) == record.derived[rel][0] for rel in derived)
     committed = {p.relative_to(REPO / "docs").as_posix() for p in (REPO / "docs/blocks").glob("*.md")}
     assert committed == {rel for rel in pages if rel.startswith("blocks/")}
     # The repository's docs, as a clone has them, built for a GitHub Pages project site.
@@ -130,6 +152,10 @@ def test_committed_pages_are_fresh_and_build_strictly(tmp_path):
         shown |= {r.thumbnail for r in (v.negative, v.neuron) if r}
         shown |= set(v.diversity.thumbnails if v.diversity else ())
         shown |= {p.image for p in (*v.examples.top, *v.examples.bottom)} if v.examples else set()
+    evidence = read_evidence(evidence_path(atlas, "vgg16"))
+    if evidence:  # the cards: each filter's top 4 patches, drawn from the set's copies
+        shown |= {evidence.images[i].copy for layer in evidence.layers for top in layer.top.image
+                  for i in top[:4]}
     assert images == shown
 
     # Gallery tiles: 1x and 2x, as WebP where that is smaller than the PNG, which the lightbox opens.
@@ -140,13 +166,14 @@ def test_committed_pages_are_fresh_and_build_strictly(tmp_path):
     assert sum((site / "atlas" / webp(r)).stat().st_size for r in pngs) < \
         0.6 * sum((atlas / r).stat().st_size for r in pngs)
 
-    # The lightbox only where a page zooms, and never in the way of the first paint.
-    gallery = (site / "blocks/block1.html").read_text("utf-8")
+    # The lightbox only where a page zooms, and never in the way of the first paint: its script
+    # deferred, its styles added by filter-atlas.js (deferred too) once the page is there.
+    gallery = (site / "blocks/block1_conv1.html").read_text("utf-8")
     assert "glightbox" not in (site / "filters.html").read_text("utf-8")
-    assert re.search(r'<link href="[^"]*glightbox\.min\.css" rel="stylesheet" media="print" '
-                     r"onload=\"this\.media='all'\">", gallery)
-    assert re.search(r'<script src="[^"]*glightbox\.min\.js" defer></script>', gallery)
-    assert '<script id="init-glightbox" type="module">' in gallery
+    assert re.search(r'<script src="\.\./assets/glightbox/glightbox\.min\.js" defer></script>', gallery)
+    assert not re.search(r"<link[^>]*glightbox", gallery) and "init-glightbox" not in gallery
+    assert re.search(r'<script src="\.\./assets/filter-atlas\.js" defer></script>', gallery)
+    assert (site / "assets/glightbox/LICENSE.txt").is_file() and not (site / SITE_CONFIG).exists()
 
 
 def test_committed_pages_say_what_the_manifest_measures():
@@ -155,7 +182,8 @@ def test_committed_pages_say_what_the_manifest_measures():
         pytest.skip("no committed atlas")
     pages = render_pages(atlas, REPO / "docs")
     manifest = read_manifest(atlas)
-    assert not [rel for rel, text in pages.items() if "(s)" in text]  # counted nouns are spelled out
+    # Counted nouns are spelled out.
+    assert not [rel for rel, text in pages.items() if rel.endswith(".md") and "(s)" in text]
     assert "ImageNet \\(local copy: vgg16\\_imagenet\\_notop\\.h5\\)" in pages["index.md"]
     assert "file:" not in pages["index.md"] + pages["reproduce.md"]
     model = manifest.models["vgg16"]
@@ -164,33 +192,35 @@ def test_committed_pages_say_what_the_manifest_measures():
         assert f"<code>{digest}</code>" in pages["reproduce.md"]
     assert "byte-identical PNGs" in pages["reproduce.md"] and "same machine" in pages["reproduce.md"]
     # Every address given as an example exists: the home page's and the README's.
-    anchors = {f"blocks/{e.layer.split('_')[0]}.html#{e.layer}-{e.index}" for e in manifest.filters}
+    anchors = {f"blocks/{e.layer}.html#{e.layer}-{e.index}" for e in manifest.filters}
     text = pages["index.md"] + (REPO / "README.md").read_text()
-    examples = re.findall(r"blocks/block\d\.html#[\w-]+", text)
+    examples = re.findall(r"blocks/block\d_conv\d\.html#[\w-]+", text)
     assert examples and set(examples) <= anchors, set(examples) - anchors
     # A block's intro gives the receptive field of the layer shown, not the block's range.
-    block3 = pages["blocks/block3.md"]
+    block3 = pages["blocks/block3_conv2.md"]
     field = manifest.models["vgg16"].layers[[r.name for r in manifest.models["vgg16"].layers].index(
         "block3_conv2")].receptive_field
     assert f"a receptive field of {field} pixels" in block3 and "24 to 40" not in block3
     # keras-vis images: the standardization said, with the measured spread, and a stretched copy.
-    assert "standard deviation of 0.1 around grey" in pages["blocks/block2.md"]
-    assert re.search(r"standard deviation\s+0\.\d+ on a 0\W1 scale", pages["blocks/block2.md"])
-    assert "0016-keras-vis-stretched.webp" in pages["blocks/block2.md"]
+    assert "standard deviation of 0.1 around grey" in pages["blocks/block2_conv1.md"]
+    assert re.search(r"standard deviation\s+0\.\d+ on a 0\W1 scale", pages["blocks/block2_conv1.md"])
+    assert "0016-keras-vis-stretched.webp" in pages["blocks/block2_conv1.md"]
     # Render commands are on the reproduce page, not in the story.
     assert "```bash" not in pages["progression.md"] + pages["activation-maximization.md"]
 
 
-def test_search_finds_stems_and_each_tile(docs, tmp_path):
+def test_search_indexes_what_the_pages_say(docs, tmp_path):
     write_atlas(docs / "atlas", {"block5_conv1": [0, 7], "block1_conv1": [3]})
-    build(docs, tmp_path / "site")
+    pages = build(docs, tmp_path / "site")
     index = json.loads((tmp_path / "site/search/search_index.json").read_text())
     assert "stemmer" not in index["config"]["pipeline"]  # queries are wildcards: never stemmed
-    tiles = {d["location"]: d for d in index["docs"] if re.search(r"#block\d_conv1-\d+$", d["location"])}
-    assert set(tiles) == {"blocks/block5.html#block5_conv1-0", "blocks/block5.html#block5_conv1-7",
-                          "blocks/block1.html#block1_conv1-3"}
-    seven = tiles["blocks/block5.html#block5_conv1-7"]
-    assert seven["title"] == "block5_conv1 · filter 7" and "blobs like eyes and faces" in seven["text"]
+    # Every entry is a page or a heading of one: nothing is added to the index after the build.
+    for d in index["docs"]:
+        page, _, anchor = d["location"].partition("#")
+        assert page in pages and (not anchor or anchor in pages[page].ids), d["location"]
+    layer = [d for d in index["docs"] if d["location"].startswith("blocks/block5_conv1.html")]
+    assert any(d["title"] == "block5_conv1" and "blobs like eyes and faces" in d["text"] for d in layer)
+    assert any("#7" in d["text"].split() for d in layer)  # its tiles, each word apart
 
 
 def test_derived_images_are_webp_and_stretched_keras_vis(tmp_path):
@@ -224,18 +254,18 @@ def test_full_vgg16_atlas_builds_strictly_within_a_minute(docs, tmp_path):
     pages = build(docs, tmp_path / "site")
     seconds = time.perf_counter() - began
     assert seconds < 60, f"pages + mkdocs build took {seconds:.0f} s"
-    block5 = pages["blocks/block5.html"]
+    block5 = pages["blocks/block5_conv3.html"]
     tiles = [a["id"] for tag, a in block5.tags if tag == "figure" and "fa-tile" in a.get("class", "")]
-    assert len(tiles) == 3 * 512 and tiles[0] == "block5_conv1-0" and tiles[-1] == "block5_conv3-511"
+    assert len(tiles) == 512 and tiles[0] == "block5_conv3-0" and tiles[-1] == "block5_conv3-511"
     grids = [a["class"] for tag, a in block5.tags if tag == "div" and "fa-grid" in a.get("class", "")]
-    assert grids == ["fa-grid fa-compact"] * 3
+    assert grids == ["fa-grid fa-compact"]
     assert sorted(pages) == sorted(["404.html", "index.html", "filters.html", "activation-maximization.html",
                                     "progression.html", "publish.html", "reproduce.html", "api.html",
                                     "naturals.html"]
-                                   + [f"blocks/block{n}.html" for n in range(1, 6)])
+                                   + [f"blocks/{name}.html" for name, _, _, _ in VGG16_LAYERS])
     check_site(tmp_path / "site", pages)
     index = json.loads((tmp_path / "site/search/search_index.json").read_text())
-    assert any(d["location"].startswith("blocks/block5.html#block5_conv3") for d in index["docs"])
+    assert any(d["location"].startswith("blocks/block5_conv3.html") for d in index["docs"])
 
 
 def test_user_names_are_escaped_and_files_stay_inside_docs(docs, tmp_path):
@@ -291,12 +321,18 @@ def test_pages_are_deterministic_and_rewritten_only_when_changed(docs):
     write_atlas(docs / "atlas", {"block1_conv1": [0, 1], "block2_conv1": [4], "block3_conv1": [7]})
     first = render_pages(docs / "atlas", docs)
     assert render_pages(docs / "atlas", docs) == first
-    assert write_pages(docs / "atlas", docs) == (len(first), len(first))
-    assert write_pages(docs / "atlas", docs) == (len(first), 0)
+    # The four filters' PNG thumbnails get a WebP each (their 32 px images are no 2x source).
+    assert write_pages(docs / "atlas", docs) == (len(first) + 4, len(first) + 4)
+    webps = sorted(p.relative_to(docs).as_posix() for p in docs.rglob("*.webp"))
+    assert len(webps) == 4 and all("/thumbs/" in w for w in webps)
+    assert write_pages(docs / "atlas", docs) == (len(first) + 4, 0)
+    (docs / webps[0]).unlink()  # a derived image lost: made again, the others kept
+    assert write_pages(docs / "atlas", docs) == (len(first) + 4, 1) and (docs / webps[0]).is_file()
     shutil.rmtree(docs / "atlas")
     write_atlas(docs / "atlas", {"block1_conv1": [0, 1]})
     assert write_pages(docs / "atlas", docs)[1] > 0
-    assert sorted(p.name for p in (docs / "blocks").iterdir()) == ["block1.md"]  # block2 and 3 removed
+    assert sorted(p.name for p in (docs / "blocks").iterdir()) == ["block1_conv1.md"]  # block2 and 3 removed
+    assert len(list(docs.rglob("*.webp"))) == 2  # and their derived images
 
 
 def test_untrained_row_recipe_comparison_and_dead_filters(docs):
@@ -313,7 +349,7 @@ def test_untrained_row_recipe_comparison_and_dead_filters(docs):
     for story in ("progression.md", "activation-maximization.md"):
         assert "filter-atlas render" not in pages[story] and "reproduce.md#not-rendered-yet" in pages[story]
     tile = re.search(r'<figure class="fa-tile fa-dead" id="block4_conv1-300">.*?</figure>',
-                     pages["blocks/block4.md"])
+                     pages["blocks/block4_conv1.md"])
     assert tile and "<img" not in tile.group() and '<span class="fa-label">dead</span>' in tile.group()
 
     write_atlas(docs / "atlas", layers, dead=dead, variants=(
@@ -323,17 +359,17 @@ def test_untrained_row_recipe_comparison_and_dead_filters(docs):
     assert "## Not rendered yet" not in pages["reproduce.md"]
     assert "not-rendered-yet" not in progression + comparison
     # Block 1's best filter (activation / natural photo) and its twin; block 4's is dead: no row.
-    assert re.findall(r'href="blocks/(block\d\.html#[\w-]+)"', progression) == [
-        "block1.html#block1_conv1-1", "block1.html#block1_conv1-1-vgg16-untrained-lucid"]
+    assert re.findall(r'href="blocks/(block\d_conv\d\.html#[\w-]+)"', progression) == [
+        "block1_conv1.html#block1_conv1-1", "block1_conv1.html#block1_conv1-1-vgg16-untrained-lucid"]
     assert "untrained</span>" in progression
-    assert re.findall(r'href="blocks/(block\d\.html#[\w-]+)"', comparison) == [
-        "block1.html#block1_conv1-1", "block1.html#block1_conv1-1-vgg16-keras-vis",
-        "block1.html#block1_conv1-5", "block1.html#block1_conv1-5-vgg16-keras-vis",
-        "block4.html#block4_conv1-300", "block4.html#block4_conv1-300-vgg16-keras-vis"]
-    gallery = pages["blocks/block1.md"]
-    assert gallery.index('id="block1_conv1-1"') < gallery.index("### vgg16 · keras\\-vis") < \
-        gallery.index("### vgg16\\-untrained · lucid (untrained)")
-    assert "fa-label\">untrained" in gallery.split("### vgg16\\-untrained")[1]
+    assert re.findall(r'href="blocks/(block\d_conv\d\.html#[\w-]+)"', comparison) == [
+        "block1_conv1.html#block1_conv1-1", "block1_conv1.html#block1_conv1-1-vgg16-keras-vis",
+        "block1_conv1.html#block1_conv1-5", "block1_conv1.html#block1_conv1-5-vgg16-keras-vis",
+        "block4_conv1.html#block4_conv1-300", "block4_conv1.html#block4_conv1-300-vgg16-keras-vis"]
+    gallery = pages["blocks/block1_conv1.md"]
+    assert gallery.index('id="block1_conv1-1"') < gallery.index("## vgg16 · keras\\-vis") < \
+        gallery.index("## vgg16\\-untrained · lucid (untrained)")
+    assert "fa-label\">untrained" in gallery.split("## vgg16\\-untrained")[1]
 
 
 def test_manifests_that_cannot_be_published_are_refused(docs, tmp_path):
@@ -403,12 +439,11 @@ def test_numbers_that_are_not_finite_and_failed_filters(docs, tmp_path):
     markdown = render_pages(docs / "atlas", docs)
     assert not [rel for rel, text in markdown.items() if re.search(r"\bnan\b", text, re.I)]
     tiles = dict(re.findall(r'<figure class="fa-tile[^"]*" id="block1_conv1-(\d)">(.*?)</figure>',
-                            markdown["blocks/block1.md"]))
+                            markdown["blocks/block1_conv1.md"]))
     assert "<img" not in tiles["1"] and ">failed</div>" in tiles["1"] and "failed / 4.00" in tiles["1"]
     assert "12.3 / failed" in tiles["2"] and "fa-beats" not in tiles["2"]
-    index = json.loads((tmp_path / "site/search/search_index.json").read_text())
-    text, = (d["text"] for d in index["docs"] if d["location"].endswith("#block1_conv1-1"))
-    assert text.startswith("Filter 1 of block1_conv1, vgg16, lucid recipe. Failed: its render gave no finite")
+    text = " ".join("".join(pages["blocks/block1_conv1.html"].text).split())
+    assert "#1 failed / 4.00" in text and "#2 12.3 / failed" in text
 
 
 def test_manifest_without_models_section_still_publishes(docs, tmp_path):
@@ -462,27 +497,70 @@ def test_progression_chart_is_inline_svgs_of_the_measurements(docs):
     assert page.count("(log scale)") == 4  # receptive field and activation ratio, title and label
 
 
-def test_nav_hook_lists_gallery_pages_in_natural_order(tmp_path):
-    for name in ("block10.md", "block2.md", "block1.md", "notes.txt"):
-        (tmp_path / "blocks").mkdir(exist_ok=True)
-        (tmp_path / "blocks" / name).write_text("# x")
-    nav = [{"Home": "index.md"}, {"Gallery": "blocks/"}, {"More": [{"G": "blocks/"}]}, "plain.md"]
-    blocks = ["blocks/block1.md", "blocks/block2.md", "blocks/block10.md"]
-    assert expand(nav, tmp_path) == [{"Home": "index.md"}, {"Gallery": blocks}, {"More": [{"G": blocks}]},
-                                     "plain.md"]
-    assert expand([{"Home": "index.md"}, {"Empty": "none/"}], tmp_path) == [{"Home": "index.md"}]
+def site_settings(docs: Path) -> dict:
+    """The site settings that ``filter-atlas pages`` wrote, read as YAML (``!ENV``: its default)."""
+    loader = type("Loader", (yaml.SafeLoader,), {})
+    loader.add_constructor("!ENV", lambda _, node: None)
+    return yaml.load((docs / SITE_CONFIG).read_text("utf-8"), Loader=loader)
+
+
+def test_navigation_lists_the_gallery_pages_in_natural_order(docs, tmp_path):
+    write_atlas(docs / "atlas", {"block10_conv1": [0], "block2_conv1": [1], "block1_conv1": [2]})
+    write_pages(docs / "atlas", docs)
+    nav = site_settings(docs)["nav"]
+    gallery = ["blocks/block1_conv1.md", "blocks/block2_conv1.md", "blocks/block10_conv1.md"]
+    assert {"Gallery": gallery} in nav and nav[0] == {"Home": "index.md"}
+    assert nav.index({"Gallery": gallery}) == nav.index({"Shallow to deep": "progression.md"}) - 1
+    # Each engine's navigation, built: the pages in that order, titled by their headings.
+    html = build_site(MKDOCS, docs, tmp_path / "site").joinpath("index.html").read_text("utf-8")
+    links = re.findall(r'href="(blocks/[\w.]+)" class="md-nav__link', html)
+    assert links == [p.replace(".md", ".html") for p in gallery]
+    write_atlas(docs / "atlas", {})  # nothing rendered: no gallery section
+    write_pages(docs / "atlas", docs)
+    assert all("Gallery" not in item for item in site_settings(docs)["nav"])
 
 
 def test_cli_pages_and_build(cli, tmp_path):
     write_atlas(tmp_path / "docs/atlas", {"block1_conv1": [0, 2]})
     code, out, err = cli("pages")
-    assert code == 0 and "-> docs" in out and (tmp_path / "docs/blocks/block1.md").is_file()
+    assert code == 0 and "-> docs" in out and (tmp_path / "docs/blocks/block1_conv1.md").is_file()
     code, out, err = cli("build", "--no-render", "--mkdocs", MKDOCS, "--site", tmp_path / "site")
     assert code == 0, err
-    assert (tmp_path / "site/blocks/block1.html").is_file() and "0 of" in out
+    assert (tmp_path / "site/blocks/block1_conv1.html").is_file() and "0 of" in out
     write_atlas(tmp_path / "outside", {"block1_conv1": [0]})
     for args, message in ((("pages", "--out", "outside"), "must be inside the docs directory"),
                           (("pages", "--out", "docs/none"), "no manifest"),
                           (("build", "--no-render", "--mkdocs", "none.yml"), "no MkDocs configuration")):
         code, out, err = cli(*args)
         assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_cli_builds_with_zensical_and_a_failed_build_keeps_the_site(cli, tmp_path):
+    """What `filter-atlas init` writes builds with Zensical too: nothing of the site needs a plugin."""
+    pytest.importorskip("zensical", reason="pip install zensical (the test extra)")
+    write_atlas(tmp_path / "docs/atlas", {"block2_conv1": [1], "block1_conv1": [0, 2]})
+    (tmp_path / "mkdocs.yml").write_text(site_config("my atlas"))
+    code, _, err = cli("build", "--no-render", "--engine", "zensical")
+    assert code == 0, err
+    site = tmp_path / "site"
+    html = (site / "index.html").read_text("utf-8")
+    assert 'content="zensical' in html and "my atlas" in html
+    assert re.findall(r'href="\./(blocks/[\w.]+)" class="md-nav__link', html) == [
+        "blocks/block1_conv1.html", "blocks/block2_conv1.html"]
+    gallery = Html((site / "blocks/block1_conv1.html").read_text("utf-8"))
+    sources = [a["srcset"] for tag, a in gallery.tags if tag == "source"]
+    assert len(sources) == 2 and all((site / "blocks" / src).resolve().is_file() for src in sources)
+    index = json.loads((site / "search.json").read_text())
+    assert any(d["location"] == "blocks/block1_conv1.html" and d["title"] == "block1_conv1"
+               for d in index["items"])
+    assert not list(tmp_path.glob(".site.*"))  # no configuration or output of the build left behind
+    # Strict: a broken link fails the build, naming it, and the site stays as it was.
+    before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    (tmp_path / "docs/mine.md").write_text("# Mine\n\n[gone](missing.md)\n")
+    code, _, err = cli("build", "--no-render", "--engine", "zensical")
+    assert code == 2 and err.count("\n") == 1 and "zensical build failed" in err and "mine.md" in err, err
+    assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
+    # Zensical builds only docs inside its configuration's folder.
+    code, _, err = cli("build", "--no-render", "--engine", "zensical", "--mkdocs", MKDOCS)
+    assert code == 2 and "zensical builds only docs inside" in err, err
+

@@ -1,9 +1,11 @@
 """The built site in a real browser: headless Chromium (Debian's) driven by Playwright, the site
-served on localhost. Every gallery image loads, a click zooms to the full-size image, search finds
-a layer and a word, names stay text, nothing is requested from another host, every page passes
-axe-core with no violation (desktop, phone, dark), nothing overflows a phone's width, and the 404
-page works at any depth under a project sub-path. Screenshots are kept in
-$FILTER_ATLAS_SCREENSHOTS (default build/screenshots) for inspection."""
+served on localhost, built from the committed docs by each engine (MkDocs with Material for MkDocs,
+and Zensical, which runs no MkDocs plugin: everything it shows is in the docs). Every gallery image
+loads, a click zooms to the full-size image, search finds a layer and a word, names stay text,
+nothing is requested from another host, every page passes axe-core with no violation (desktop,
+phone, dark), nothing overflows a phone's width, and the 404 page works at any depth under a
+project sub-path. Screenshots are kept in $FILTER_ATLAS_SCREENSHOTS (default build/screenshots)
+for inspection; the Zensical site's carry a ``zensical-`` prefix."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import functools
 import itertools
 import json
 import os
+import re
+import shutil
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -20,15 +24,13 @@ from urllib.parse import urlparse
 import pytest
 from filter_atlas.pages import write_pages
 from filter_atlas.pages.derived import STRETCHED, stretched, webp
-from filter_atlas.site import build_site
+from filter_atlas.site import ENGINES, build_site
 from filter_atlas.store import slug
 
 from .conftest import REPO, write_atlas
+from .test_pages import Html, check_site
 
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-if not CHROMIUM.is_file():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -45,6 +47,9 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with playwright.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         yield chromium
@@ -57,16 +62,68 @@ def serve(site: Path) -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_port}/"
 
 
-@pytest.fixture(scope="module")
-def committed(tmp_path_factory) -> Iterator[tuple[str, dict, Path]]:
-    """The repository's docs (committed pages and atlas) built and served: what a clone shows."""
+def committed_project(tmp: Path, engine: str) -> Path:
+    """The repository's site configuration, to build its committed docs with ``engine``: MkDocs
+    builds them where they are; Zensical, which builds inside its configuration's folder and keeps
+    its cache there, a copy of them beside a copy of the configuration."""
+    if engine == "mkdocs":
+        return REPO / "mkdocs.yml"
+    pytest.importorskip("zensical", reason="pip install zensical (the test extra)")
+    shutil.copytree(REPO / "docs", tmp / "docs")
+    shutil.copy(REPO / "mkdocs.yml", tmp / "mkdocs.yml")
+    return tmp / "mkdocs.yml"
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def committed(request, tmp_path_factory) -> Iterator[tuple[str, dict, Path]]:
+    """The repository's docs (committed pages and atlas) built by an engine and served: what a
+    clone shows."""
     manifest = REPO / "docs/atlas/manifest.json"
     if not (REPO / "docs/index.md").is_file() or not manifest.is_file():
         pytest.skip("no committed atlas pages (run filter-atlas pages)")
-    site = build_site(REPO / "mkdocs.yml", site_dir=tmp_path_factory.mktemp("site"))
+    tmp = tmp_path_factory.mktemp(request.param)
+    site = build_site(committed_project(tmp, request.param), site_dir=tmp / "site", engine=request.param)
     server, url = serve(site)
     yield url, json.loads(manifest.read_text()), site
     server.shutdown()
+
+
+def engine_of(site: Path) -> str:
+    """Which engine built the site, from its pages' generator tag."""
+    return "zensical" if 'content="zensical' in (site / "index.html").read_text("utf-8") else "mkdocs"
+
+
+def natural(name: str) -> list[int | str]:
+    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
+
+
+def test_the_committed_site_holds_what_it_shows(committed):
+    """Each engine builds the committed docs into a whole site, no MkDocs plugin needed: every local
+    link and image resolves (``test_pages.check_site``), each rendered filter's channel image is
+    there as WebP, the navigation lists the gallery pages in natural order, and the search index
+    holds each gallery page and, on it, each rendered filter's tile."""
+    _, manifest, site = committed
+    if engine_of(site) == "zensical":  # MkDocs' site: checked so in test_pages
+        check_site(site, {p.relative_to(site).as_posix(): Html(p.read_text("utf-8"))
+                          for p in sorted(site.rglob("*.html"))})
+    pages = {name: Html((site / name).read_text("utf-8"))
+             for name in ["index.html", *{f"blocks/{e['layer']}.html" for e in manifest["filters"]}]}
+    for e in (e for e in manifest["filters"] if not e["dead"]):
+        channel = e["views"]["channel"]
+        sources = [a["srcset"] for tag, a in pages[f"blocks/{e['layer']}.html"].tags if tag == "source"]
+        assert any(src.startswith(f"../atlas/{webp(channel['thumbnail'])}") for src in sources), e
+        assert (site / "atlas" / webp(channel["thumbnail"])).stat().st_size > 0
+    gallery = sorted((p.stem for p in (REPO / "docs/blocks").glob("*.md")), key=natural)
+    nav = [a["href"] for tag, a in pages["index.html"].tags
+           if tag == "a" and "md-nav__link" in a.get("class", "")]
+    assert [h.removeprefix("./") for h in nav if "blocks/" in h] == [f"blocks/{g}.html" for g in gallery]
+    index = json.loads((site / "search.json").read_text())["items"] if engine_of(site) == "zensical" else \
+        json.loads((site / "search/search_index.json").read_text())["docs"]
+    for layer in gallery:
+        assert any(d["location"] == f"blocks/{layer}.html" and d["title"] == layer for d in index), layer
+    for e in manifest["filters"]:
+        on_page = [d for d in index if d["location"].startswith(f"blocks/{e['layer']}.html")]
+        assert any(f"#{e['index']}" in re.sub(r"<[^>]+>", " ", d["text"]).split() for d in on_page), e
 
 
 class Visit:
@@ -104,35 +161,67 @@ class Visit:
         self.page.screenshot(path=SHOTS / name, full_page=full_page)
 
 
-# Scroll down the page half a screen at a time, two frames each (lazy images start loading as they
-# near the screen), then bring any image still not loading into view: one round trip per page.
-SCROLL_THROUGH = """async () => {
+# Bring each image of the gallery (its tiles and unit panels; the cards' patches are checked in
+# test_pages) that is not loaded yet into view, two frames each (lazy images start loading as they
+# near the screen, its neighbours with it): one round trip per page.
+GALLERY_IMAGES = ".fa-tile img, .fa-shot img"
+SCROLL_THROUGH = """async (selector) => {
   const frames = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
-  for (let y = 0; y < document.documentElement.scrollHeight; y += innerHeight / 2) {
-    scrollTo(0, y);
-    await frames();
-  }
-  for (const img of document.images) {
+  for (const img of document.querySelectorAll(selector)) {
     if (!img.complete) { img.scrollIntoView(); await frames(); }
   }
 }"""
 
 
-def load_all_images(page) -> list[dict]:
-    """Scroll every image into view (they are lazy), wait for each, and report its size."""
-    page.evaluate(SCROLL_THROUGH)
-    page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=20_000)
+def load_all_images(page, selector: str = GALLERY_IMAGES) -> list[dict]:
+    """Scroll every gallery image into view (they are lazy), wait for each, and report its size."""
+    page.evaluate(SCROLL_THROUGH, selector)
+    page.wait_for_function("s => Array.from(document.querySelectorAll(s)).every(i => i.complete)",
+                           arg=selector, timeout=20_000)
     return page.eval_on_selector_all(
-        "img", "els => els.map(i => ({src: i.currentSrc, w: i.naturalWidth, lazy: i.loading}))")
+        selector, "els => els.map(i => ({src: i.currentSrc, w: i.naturalWidth, lazy: i.loading}))")
+
+
+def prefix(site: Path) -> str:
+    """The screenshots' name prefix for the engine that built ``site``."""
+    return "" if engine_of(site) == "mkdocs" else "zensical-"
+
+
+def search(page, engine: str, query: str) -> str:
+    """Type ``query`` into the site's search; returns the selector of its result links (their
+    titles: ``h1`` or ``h2``). Zensical's search is a dialog (in a shadow root, which locators
+    pierce) that a button opens; Material's is a field in the header."""
+    if engine == "zensical":
+        if not page.locator("dialog[open] input[role='combobox']").count():
+            page.locator(".md-search__button").click()
+        box, links = page.locator("dialog input[role='combobox']"), "dialog a[role='option']"
+    else:
+        box, links = page.locator("input.md-search__input"), ".md-search-result__link"
+        box.click()
+    box.fill("")
+    box.press_sequentially(query, delay=20)
+    return links
+
+
+def open_lightbox(page, link) -> None:
+    """Click a zoomable image once the lightbox has started (its script is deferred: before then,
+    a click opens the image itself)."""
+    page.wait_for_function("() => typeof GLightbox === 'function' && !!document.querySelector("
+                           "\"link[href*='glightbox.min.css']\")")
+    link.click()
 
 
 def test_every_gallery_image_loads_and_zooms_to_full_size(browser, committed):
-    url, manifest, _ = committed
+    url, manifest, site = committed
     visit = Visit(browser)
     visit.go(url)
-    visit.shot("home.png")
+    visit.shot(f"{prefix(site)}home.png")
     galleries = visit.page.eval_on_selector_all(
         ".md-nav__link[href*='blocks/']", "els => [...new Set(els.map(e => e.href))]")
+    # The navigation lists every gallery page, in natural order (block2 before block10).
+    pages = sorted((p.stem for p in (REPO / "docs/blocks").glob("*.md")),
+                   key=lambda n: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", n)])
+    assert [urlparse(g).path.rsplit("/", 1)[-1] for g in galleries] == [f"{p}.html" for p in pages]
     tiles = [e for e in manifest["filters"] if not e["dead"]]
     # A tile is a <picture>: at 1x the browser takes the WebP of its PNG thumbnail (not the PNG, not
     # the full-size source), and a keras-vis tile shows its contrast-stretched copy beside it.
@@ -145,96 +234,133 @@ def test_every_gallery_image_loads_and_zooms_to_full_size(browser, committed):
         live |= {p["image"] for side in ("top", "bottom") for p in views.get("examples", {}).get(side, ())}
     assert galleries and live
     seen = set()
-    for gallery in galleries:
+    # Each gallery page that shows a rendered filter; Zensical's site, whose files the previous
+    # test checks, one of them.
+    rendered = {e["layer"] for e in manifest["filters"]}
+    visited = [g for g in galleries if urlparse(g).path.rsplit("/", 1)[-1][:-5] in rendered]
+    if engine_of(site) == "zensical":
+        visited = [g for g in visited if g.endswith(f"/{tiles[len(tiles) // 2]['layer']}.html")]
+    for gallery in visited:
         visit.go(gallery)
-        images = load_all_images(visit.page)
-        assert images and all(i["w"] > 0 and i["lazy"] == "lazy" for i in images), images
+        images = load_all_images(visit.page)  # none on a layer with no image rendered yet
+        assert all(i["w"] > 0 and i["lazy"] == "lazy" for i in images), images
         seen |= {i["src"].split("/atlas/", 1)[1] for i in images}
-    assert seen == live  # every rendered filter appears in a gallery, and loads
+    # Every rendered filter appears in a gallery, and loads.
+    assert seen == live if engine_of(site) == "mkdocs" else seen and seen <= live
 
-    visit.go(galleries[len(galleries) // 2])
-    visit.shot("gallery.png")
+    visit.go(f"{url}blocks/{tiles[len(tiles) // 2]['layer']}.html")
+    visit.shot(f"{prefix(site)}gallery.png")
     tile = visit.page.locator(".fa-tile a.glightbox").first
     full = tile.evaluate("a => a.href")
-    tile.click()
+    open_lightbox(visit.page, tile)
     zoomed = visit.page.locator(".gslide-image img").first
     zoomed.wait_for(state="visible")
     visit.page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=zoomed.element_handle())
     assert zoomed.get_attribute("src") == full and "/thumbs/" not in full
+    assert visit.page.locator(".glightbox-container").count() == 1  # started once, by one of us
     own = next(c for e in manifest["filters"] if (c := e["views"]["channel"])["image"]
                and full.endswith(c["image"]))
     assert zoomed.evaluate("i => i.naturalWidth") == own["size"]
     visit.page.wait_for_function("i => i.getBoundingClientRect().width >= Math.min(i.naturalWidth, 400) - 1",
                                  arg=zoomed.element_handle())  # the zoom-in animation has ended
-    visit.shot("zoom.png")
+    visit.shot(f"{prefix(site)}zoom.png")
+    # A page without zoomable images loads no lightbox.
+    visit.go(url + "filters.html")
+    assert not visit.page.evaluate("performance.getEntriesByType('resource').map(e => e.name)"
+                                   ".filter(n => n.includes('glightbox'))")
     visit.check()
 
 
 def test_a_unit_panel_zooms_each_view_to_its_full_size(browser, committed):
-    url, manifest, _ = committed
+    url, manifest, site = committed
     with_views = [e for e in manifest["filters"] if "diversity" in e.get("views", {})]
     if not with_views:
         pytest.skip("the committed atlas has no diversity views yet")
     entry = with_views[-1]
     anchor = f"{entry['layer']}-{entry['index']}"
     visit = Visit(browser)
-    visit.go(f"{url}blocks/{entry['layer'].split('_')[0]}.html#{anchor}")
-    panel = visit.page.locator(f"section.fa-unit#{anchor}")
-    assert panel.is_visible()
+    visit.go(f"{url}blocks/{entry['layer']}.html#{anchor}")
+    # The panel holds the anchor, or follows its card's heading, which does.
+    panel = visit.page.locator(f"section.fa-unit[id='{anchor}'], "
+                               f".fa-cell:has([id='{anchor}']) section.fa-unit")
+    assert panel.count() == 1 and panel.is_visible()
     diverse = panel.locator(".fa-diverse a.glightbox")
     assert diverse.count() == 4
-    diverse.nth(1).click()
+    open_lightbox(visit.page, diverse.nth(1))
     zoomed = visit.page.locator(".gslide.current .gslide-image img")
     zoomed.wait_for(state="visible")
     visit.page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=zoomed.element_handle())
     assert zoomed.get_attribute("src").endswith(entry["views"]["diversity"]["images"][1])
     assert zoomed.evaluate("i => i.naturalWidth") == entry["views"]["diversity"]["size"]
-    visit.shot("unit.png")
+    visit.shot(f"{prefix(site)}unit.png")
     visit.check()
 
 
 def test_search_finds_a_layer_by_name(browser, committed):
-    url, manifest, _ = committed
+    url, manifest, site = committed
     layer = manifest["filters"][-1]["layer"]
     visit = Visit(browser)
     visit.go(url)
-    search = visit.page.locator("input.md-search__input")
-    search.click()
-    search.press_sequentially(layer, delay=20)
-    # The first hit under the page is the layer's section or one of its tiles (one entry per tile,
-    # titled "block5_conv2 · filter 119 (vgg16, keras-vis)"), anchored on the layer's gallery page.
-    result = visit.page.locator(f".md-search-result__link[href*='#{layer}']").first
+    # A top hit is the layer's gallery page, titled with its name (both engines put the query in
+    # the link: waiting for it waits for the results of the whole name).
+    links = search(visit.page, engine_of(site), layer)
+    result = visit.page.locator(f"{links}[href*='blocks/{layer}.html?h={layer}']").first
     result.wait_for(state="visible", timeout=15_000)
-    href, title = result.get_attribute("href"), result.locator("h2").inner_text()
-    assert "blocks/" in href and (title == layer or title.startswith(f"{layer} · filter ")), (href, title)
-    visit.shot("search.png")
+    top = visit.page.eval_on_selector_all(links, "els => els.slice(0, 3).map(e => e.getAttribute('href'))")
+    assert any(f"blocks/{layer}.html?h={layer}" in h and "#" not in h for h in top), top
+    result = visit.page.locator(f"{links}[href*='blocks/{layer}.html?h={layer}']:not([href*='#'])").first
+    assert result.locator("h1, h2").first.inner_text() == layer
+    visit.shot(f"{prefix(site)}search.png")
     result.click()
     visit.page.wait_for_load_state("networkidle")
-    anchor = urlparse(visit.page.url).fragment
-    assert "blocks/" in visit.page.url and visit.page.locator(f"h2:has-text('{layer}')").count() == 1
-    assert anchor.startswith(layer) and visit.page.locator(f"[id='{anchor}']").count() == 1
+    assert f"blocks/{layer}.html" in visit.page.url
+    assert visit.page.locator("article h1").first.inner_text().startswith(layer)
     visit.check()
 
 
 def test_search_finds_block5_by_its_words(browser, committed):
     """The theme turns every query term into a prefix ("eyes*"): plural and singular words of Block
-    5's description find it."""
-    url, _, _ = committed
+    5's description (on each of its layers' pages) find it."""
+    url, _, site = committed
     visit = Visit(browser)
     visit.go(url)
-    search = visit.page.locator("input.md-search__input")
-    search.click()
     for word in ("eyes", "faces", "snakes", "eye"):
-        search.fill("")
-        search.press_sequentially(word, delay=20)
-        hit = visit.page.locator(".md-search-result__link[href*='blocks/block5.html']").first
-        hit.wait_for(state="visible", timeout=15_000)
-        visit.shot(f"search-{word}.png")
+        links = search(visit.page, engine_of(site), word)
+        visit.page.locator(f"{links}[href*='blocks/block5_']").first.wait_for(state="visible", timeout=15_000)
+        visit.shot(f"{prefix(site)}search-{word}.png")
+    visit.check()
+
+
+def test_search_finds_filters_by_the_classes_they_respond_to(browser, committed):
+    """A class name finds the filters with that class among their top 9 images (read from the
+    committed evidence here), and the results read as words, not numbers run together."""
+    url, _, site = committed
+    evidence = json.loads((REPO / "docs/atlas/vgg16/evidence.json").read_text())
+    labels = [image["label"] or "" for image in evidence["images"]]
+    with_class = {f"{layer['name']}-{f}" for layer in evidence["layers"]
+                  for f, top in enumerate(layer["top"]["image"])
+                  if any("collie" in labels[i].lower().split() for i in top)}
+    assert with_class
+    visit = Visit(browser)
+    visit.go(url)
+    links = search(visit.page, engine_of(site), "collie")
+    visit.page.locator(f"{links}[href*='#block']").first.wait_for(state="visible", timeout=15_000)
+    found = visit.page.eval_on_selector_all(f"{links}[href*='#block']",
+                                            "els => els.filter(e => e.checkVisibility()).slice(0, 8)"
+                                            ".map(e => [e.href, e.innerText])")
+    assert found and all(urlparse(href).fragment in with_class for href, _ in found), found
+    # A result shows its card's patches by class, in order, as separate words.
+    layers = {layer["name"]: layer for layer in evidence["layers"]}
+    for href, text in found:
+        layer, index = urlparse(href).fragment.rsplit("-", 1)
+        shown = " ".join(labels[i] for i in layers[layer]["top"]["image"][int(index)][:4])
+        assert shown in " ".join(text.split()), (shown, text)
+    visit.shot(f"{prefix(site)}search-collie.png")
     visit.check()
 
 
 def test_dark_mode_toggle_and_offline_assets(browser, committed):
-    url, _, _ = committed
+    url, _, site = committed
     visit = Visit(browser)
     visit.go(url + "progression.html")
     scheme = "document.body.getAttribute('data-md-color-scheme')"
@@ -242,7 +368,7 @@ def test_dark_mode_toggle_and_offline_assets(browser, committed):
     visit.page.locator("label[title='Switch to dark mode']").first.click()
     assert visit.page.evaluate(scheme) == "slate"
     assert visit.page.locator(".fa-chart svg polyline").count() >= 1
-    visit.shot("progression-dark.png", full_page=True)
+    visit.shot(f"{prefix(site)}progression-dark.png", full_page=True)
     visit.check()
 
 
@@ -255,14 +381,14 @@ def test_names_from_user_models_render_as_text(browser, tmp_path):
     try:
         visit = Visit(browser)
         visit.go(f"{url}blocks/{slug(EVIL)}.html")  # the name with a hash: not a safe path component
-        assert visit.page.locator("h2").first.inner_text().startswith(EVIL)
+        assert visit.page.locator("article h1").first.inner_text().startswith(EVIL)
         load_all_images(visit.page)
         visit.page.locator(".fa-tile a.glightbox").first.click()
         title = visit.page.locator(".gslide-title").first
         title.wait_for(state="visible")
         assert EVIL in title.inner_text() and title.locator("img").count() == 0
         visit.go(f"{url}blocks/{slug('../../x')}.html")
-        assert visit.page.locator("h2").first.inner_text().startswith("../../x")
+        assert visit.page.locator("article h1").first.inner_text().startswith("../../x")
         search = visit.page.locator("input.md-search__input")
         search.click()
         search.press_sequentially("onerror", delay=20)  # search results are inserted as HTML too
@@ -276,11 +402,24 @@ def test_names_from_user_models_render_as_text(browser, tmp_path):
 # Accessibility: axe-core (bundled by axe-playwright-python) on every page of the committed site,
 # with its default rules (WCAG 2.x A and AA and best practices), at desktop and phone widths; the
 # dark scheme on a few pages of each kind. On the phone, nothing may be wider than the screen.
-DARK_PAGES = ("index.html", "blocks/block5.html", "progression.html", "reproduce.html", "404.html")
+DARK_PAGES = ("index.html", "blocks/block5_conv2.html", "progression.html", "reproduce.html", "404.html")
 
 
 def site_pages(site: Path) -> list[str]:
     return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
+
+
+def axe_pages(site: Path, viewport: dict, only: tuple[str, ...] | None) -> list[str]:
+    """The pages to check. Zensical's pages hold the same content as MkDocs' in its own theme: on
+    the desktop every page but the gallery pages, elsewhere the few of each kind, with the smallest
+    gallery page for them all (their content is checked on MkDocs' site)."""
+    pages = [p for p in site_pages(site) if only is None or p in only]
+    if engine_of(site) == "zensical":
+        gallery = min((p for p in site_pages(site) if p.startswith("blocks/")),
+                      key=lambda p: (site / p).stat().st_size)
+        pages = [p for p in pages if (p in DARK_PAGES or viewport is DESKTOP) and not p.startswith("blocks/")]
+        pages.append(gallery)
+    return pages
 
 
 def axe_violations(page) -> list[str]:
@@ -298,10 +437,11 @@ def axe_violations(page) -> list[str]:
 def test_every_page_passes_axe(browser, committed, viewport, scheme, only):
     pytest.importorskip("axe_playwright_python", reason="pip install axe-playwright-python (the test extra)")
     url, _, site = committed
-    pages = [p for p in site_pages(site) if only is None or p in only]
-    assert "index.html" in pages and "blocks/block5.html" in pages and len(pages) >= (len(only or ()) or 10)
+    pages = axe_pages(site, viewport, only)
+    assert "index.html" in pages and any(p.startswith("blocks/") for p in pages)
+    assert len(pages) >= (len(DARK_PAGES) if only or engine_of(site) == "zensical" else 10)
     visit = Visit(browser, scheme, viewport)
-    found, wide = {}, {}
+    found, wide, loose = {}, {}, {}
     for name in pages:
         visit.go(url + name, idle=False)  # axe reads the DOM, which the load event has built
         expected = "slate" if scheme == "dark" else "default"
@@ -311,17 +451,21 @@ def test_every_page_passes_axe(browser, committed, viewport, scheme, only):
         width = visit.page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         if width[0] > width[1]:
             wide[name] = width
+        # Every filter's cell in its layer's grid: HTML that closes one early spills the rest out.
+        if outside := visit.page.evaluate("document.querySelectorAll('.fa-cell:not(.fa-cards > *)').length"):
+            loose[name] = outside
     assert not found, json.dumps(found, indent=1)
+    assert not loose, f"filter cells outside the grid: {loose}"
     assert not wide, f"wider than the screen (scrollWidth, innerWidth): {wide}"
     if viewport is PHONE:
-        visit.go(url + "blocks/block5.html")
-        visit.shot(f"phone-{scheme}.png")
+        visit.go(url + "blocks/block5_conv2.html")
+        visit.shot(f"{prefix(site)}phone-{scheme}.png")
     visit.check()
 
 
 def test_progression_chart_on_a_phone(browser, committed):
     """On a 390 px screen the panels stack one per row and every label renders at 11 px or more."""
-    url, _, _ = committed
+    url, _, site = committed
     visit = Visit(browser, viewport=PHONE)
     visit.go(url + "progression.html")
     panels = visit.page.eval_on_selector_all(
@@ -340,7 +484,7 @@ def test_progression_chart_on_a_phone(browser, committed):
     small = [(t, round(px, 2)) for t, px in sizes if px < 11]
     assert not small, small
     assert visit.page.evaluate("document.documentElement.scrollWidth <= innerWidth")
-    visit.shot("progression-phone.png", full_page=True)
+    visit.shot(f"{prefix(site)}progression-phone.png", full_page=True)
     visit.check()
 
 
@@ -363,7 +507,8 @@ class _GitHubPages(_Quiet):
         return None
 
 
-def test_404_page_under_a_project_path(browser, tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_404_page_under_a_project_path(browser, tmp_path, engine):
     """Published at https://user.github.io/filter-atlas/, a missing page deep under it gets the
     site's 404.html, whose styles and scripts still load (from the site's URL, not relative)."""
     if not (REPO / "docs/index.md").is_file():
@@ -373,7 +518,8 @@ def test_404_page_under_a_project_path(browser, tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/filter-atlas/"
-        build_site(REPO / "mkdocs.yml", site_dir=tmp_path / "filter-atlas", site_url=url)
+        build_site(committed_project(tmp_path / "project", engine), site_dir=tmp_path / "filter-atlas",
+                   site_url=url, engine=engine)
         visit = Visit(browser)
         loaded: list[tuple[str, int]] = []
         visit.page.on("response", lambda r: r.request.resource_type in ("stylesheet", "script")
@@ -390,7 +536,7 @@ def test_404_page_under_a_project_path(browser, tmp_path):
         assert header == "rgb(64, 81, 181)", header
         logo = visit.page.locator(".md-header__button.md-logo").first
         assert logo.evaluate("a => a.href") in (url, url + "index.html")
-        visit.shot("404-deep.png")
+        visit.shot(f"{prefix(tmp_path / 'filter-atlas')}404-deep.png")
         own = "Failed to load resource: the server responded with a status of 404 (Not Found)"
         if own in visit.errors:  # the page's own status, logged once; any other 404 stays an error
             visit.errors.remove(own)

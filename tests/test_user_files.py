@@ -53,11 +53,12 @@ def test_users_pages_survive_pages_and_build(cli, tmp_path, mine):
 def test_a_generated_page_edited_since_is_the_users(docs):
     write_atlas(docs / "atlas", {"block1_conv1": [0, 2], "block2_conv1": [1]})
     write_pages(docs / "atlas", docs)
-    edited = (docs / "blocks/block2.md").read_bytes() + b"\nMy note on block 2.\n"
-    (docs / "blocks/block2.md").write_bytes(edited)
-    write_atlas(docs / "atlas", {"block1_conv1": [0, 2, 3]})  # block2.md would be stale, index.md change
+    edited = (docs / "blocks/block2_conv1.md").read_bytes() + b"\nMy note on block 2.\n"
+    (docs / "blocks/block2_conv1.md").write_bytes(edited)
+    write_atlas(docs / "atlas", {"block1_conv1": [0, 2, 3]})  # block2_conv1.md stale, index.md changed
     before = files(docs)
-    with pytest.raises(AtlasError, match=r"blocks/block2\.md is not a file filter-atlas wrote.*not deleting"):
+    refusal = r"blocks/block2_conv1\.md is not a file filter-atlas wrote.*not deleting"
+    with pytest.raises(AtlasError, match=refusal):
         write_pages(docs / "atlas", docs)
     assert files(docs) == before
     (docs / "index.md").write_bytes((docs / "index.md").read_bytes().replace(b"# Filter Atlas", b"# Mine"))
@@ -82,21 +83,23 @@ def test_a_regenerated_page_is_updated_and_recorded(docs):
 def test_a_stale_generated_gallery_page_is_removed(docs):
     write_atlas(docs / "atlas", {"block1_conv1": [0], "block9_conv1": [1]})
     write_pages(docs / "atlas", docs)
-    assert (docs / "blocks/block9.md").is_file()
+    assert (docs / "blocks/block9_conv1.md").is_file()
     write_atlas(docs / "atlas", {"block1_conv1": [0]})
     assert write_pages(docs / "atlas", docs)[1] > 0
-    assert sorted(p.name for p in (docs / "blocks").iterdir()) == ["block1.md"]
-    assert "blocks/block9.md" not in json.loads((docs / RECORD).read_text())["files"]
+    assert sorted(p.name for p in (docs / "blocks").iterdir()) == ["block1_conv1.md"]
+    assert "blocks/block9_conv1.md" not in json.loads((docs / RECORD).read_text())["files"]
 
 
 def test_pages_written_before_the_record_are_adopted_if_current(docs):
     """A clone of a repository whose pages were committed without the record: pages equal to what
     the manifest gives are the tool's; one that differs may be the user's and is refused."""
     write_atlas(docs / "atlas", {"block1_conv1": [0, 2]})
-    for rel, text in render_pages(docs / "atlas", docs).items():
+    pages = render_pages(docs / "atlas", docs)
+    for rel, text in pages.items():
         (docs / rel).parent.mkdir(parents=True, exist_ok=True)
         (docs / rel).write_text(text, "utf-8")
-    assert write_pages(docs / "atlas", docs)[1] == 0 and (docs / RECORD).is_file()
+    write_pages(docs / "atlas", docs)  # adopts them: only the derived images are new
+    assert {rel: (docs / rel).read_text("utf-8") for rel in pages} == pages and (docs / RECORD).is_file()
     (docs / RECORD).unlink()
     write_atlas(docs / "atlas", {"block1_conv1": [0, 2, 4]})
     with pytest.raises(AtlasError, match=r"index\.md is not a file filter-atlas wrote"):

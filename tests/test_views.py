@@ -129,7 +129,7 @@ def test_atlas_adds_missing_views_without_rerendering_fresh_ones(cli, weights_pa
     from filter_atlas.pages import write_pages
 
     write_pages(out, docs)
-    page = (docs / "blocks" / "block2.md").read_text()
+    page = (docs / "blocks" / "block2_conv1.md").read_text()
     assert page.count('<section class="fa-unit" id="block2_conv1-') == 2  # the stable anchors
     assert 'id="block2_conv1-5"' in page and 'id="block2_conv1-9"' in page
     assert page.count("fa-shot fa-diverse") == 8 and page.count("fa-shot fa-example") == 2 * 18
@@ -166,7 +166,7 @@ def test_the_unit_panel_is_what_the_views_say(monkeypatch):
         pytest.skip("no committed atlas")
 
     def first_row(pages: dict[str, str]) -> list[str]:
-        row = pages["blocks/block5.md"].split('<div class="fa-unit-row">', 1)[1].split("</div>", 1)[0]
+        row = pages["blocks/block5_conv2.md"].split('<div class="fa-unit-row">', 1)[1].split("</div>", 1)[0]
         return re.findall(r'class="fa-shot fa-(\w+)"', row)
 
     before = first_row(render_pages(atlas, REPO / "docs"))
@@ -178,5 +178,5 @@ def test_the_unit_panel_is_what_the_views_say(monkeypatch):
     pages = render_pages(atlas, REPO / "docs")
     after = first_row(pages)
     assert after == [*before[1:], "neuron"]
-    assert "a new note on block5_conv2 #119" in pages["blocks/block5.md"]
-    assert "negative: mean pre-activation" not in pages["blocks/block5.md"]
+    assert "a new note on block5_conv2 #119" in pages["blocks/block5_conv2.md"]
+    assert "negative: mean pre-activation" not in pages["blocks/block5_conv2.md"]

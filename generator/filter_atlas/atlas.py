@@ -16,7 +16,7 @@ from .errors import AtlasError
 from .examples import ExamplesResult, find_examples
 from .keys import set_key
 from .models import LoadedModel, Size, load_model
-from .naturals import ImageSet, bundled_set, folder_set
+from .naturals import ImageSet, resolve_set
 from .plan import Layer, Model, Plan, plan
 from .runner import Runner
 from .shards import Shard
@@ -124,7 +124,7 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Sha
     size = spec.size or loaded.default_size()
     views_size = spec.views_size or size
     model = facts(spec, loaded, size, views_size, recipe)
-    image_set = folder_set(spec.examples) if spec.examples is not None else bundled_set()
+    image_set = resolve_set(None if spec.examples is None else str(spec.examples))
     store = Store(spec.out)  # only now, when the input is known to be good, touch the disk
     store.repair_thumbnails()  # a thumbnail lost or damaged since: rebuilt from its image
     store.describe_model(loaded.slug, model_record(loaded, size))
@@ -172,6 +172,6 @@ def _naturals(loaded: LoadedModel, store: Store, todo: Plan, image_set: ImageSet
     store.set_naturals(NaturalSetRecord(
         name=image_set.name, description=image_set.description, **size_fields(todo.size), key=todo.set_key,
         count=len(used), skipped=len(result.skipped),
-        images=tuple(NaturalImageRecord(n.name, n.source, n.licence) for n in used)
+        images=tuple(NaturalImageRecord(n.name, n.source, n.licence, n.label) for n in used)
         if len(used) <= LISTED else ()))
     return result

@@ -70,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--force", action="store_true", help="re-render even fresh filters")
     render.add_argument("--quiet", action="store_true", help="log lines instead of progress bars")
     render.add_argument("--shard", help="render only shard i of n (e.g. 2/4), balanced by cost; see merge")
+    naturals = sub.add_parser("naturals", parents=[common],
+                              help="measure every filter of every conv layer over a natural set: "
+                              "top and bottom patches with classes, best mean, active share")
+    naturals.add_argument("--examples", type=Path, help="imagenet-samples, or a folder of natural images "
+                          "(default: the config's, else the bundled photos)")
+    naturals.add_argument("--out", type=Path, help="the atlas folder (default docs/atlas)")
+    naturals.add_argument("--force", action="store_true", help="measure again although the evidence is fresh")
+    naturals.add_argument("--quiet", action="store_true", help="no progress bars")
     merge = sub.add_parser("merge", help="combine the output trees of all shards of one render")
     merge.add_argument("shard_dirs", nargs="+", type=Path, metavar="SHARD_DIR")
     merge.add_argument("--out", type=Path, default=Path("docs/atlas"),
@@ -85,9 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     pages = sub.add_parser("pages", parents=[config, site], help="write the Markdown pages from the manifest")
     pages.set_defaults(backend=None)
     build = sub.add_parser("build", parents=[common, site],
-                           help="render what is missing, write the pages, then mkdocs build --strict")
+                           help="render what is missing, write the pages, then build the site strictly "
+                           "(mkdocs build --strict, or zensical build --strict)")
     build.add_argument("--mkdocs", type=Path, default=Path("mkdocs.yml"),
-                       help="MkDocs configuration (default: ./mkdocs.yml)")
+                       help="the site's configuration, read by MkDocs and Zensical (default: ./mkdocs.yml)")
+    build.add_argument("--engine", choices=("mkdocs", "zensical"), default="mkdocs",
+                       help="the site generator: MkDocs with Material for MkDocs (default), or Zensical")
     build.add_argument("--site", type=Path, help="output folder (default: the configuration's site_dir)")
     build.add_argument("--no-render", action="store_true", help="skip rendering: pages and site only")
     build.add_argument("--quiet", action="store_true", help="log lines instead of progress bars")
@@ -145,8 +156,21 @@ def _run(args: argparse.Namespace) -> int:
         for layer in loaded.conv_layers(size):
             print(f"{layer.name:<24} {layer.filters:>7}  {layer.output_shape!s:<22} {layer.kind}")
         return 0
+    if args.command == "naturals":
+        _naturals(spec, args.quiet, args.force)
+        return 0
     _render(spec, args.quiet, args.force, shard)
     return 0
+
+
+def _naturals(spec: AtlasSpec, quiet: bool, force: bool = False) -> None:
+    """Measure the natural evidence of every filter and report it."""
+    from . import atlas
+    from .evidence_pass import natural_evidence
+
+    s = natural_evidence(spec, atlas.open_model(spec), quiet=quiet, force=force)
+    state = "fresh, nothing to do" if s.fresh else f"measured {s.used} images ({s.cached} from the cache)"
+    print(f"naturals: {s.filters} filters of {s.layers} layers, {state} -> {s.path}")
 
 
 def _render(spec: AtlasSpec, quiet: bool, force: bool = False, shard: Shard | None = None) -> None:
@@ -181,14 +205,16 @@ def _pages(spec: AtlasSpec, docs: Path) -> None:
 
 def _build(spec: AtlasSpec, args: argparse.Namespace, docs: Path, mkdocs: Path, site: Path | None,
            render: bool) -> None:
-    """Render what is missing (``render``), write the pages, build the site."""
+    """Render what is missing (``render``: the images, then the natural evidence), write the
+    pages, build the site."""
     if render:
         _load_libraries(args.verbose)
         _render(spec, args.quiet)
+        _naturals(spec, args.quiet)
     _pages(spec, docs)
     from .site import build_site
 
-    print(f"site: {build_site(mkdocs, docs, site)}")
+    print(f"site: {build_site(mkdocs, docs, site, engine=getattr(args, 'engine', 'mkdocs'))}")
 
 
 def _init(args: argparse.Namespace, overrides: dict) -> int:

@@ -10,7 +10,7 @@ the winning patches are cropped at the end by re-reading just those files (``fin
 """
 
 from .cache import CACHE_ENV, CACHE_VERSION, default_cache_dir
-from .find import ExamplesResult, FilterExamples, Patch, find_examples
+from .find import ExamplesResult, FilterExamples, LayerPicks, Measured, Patch, find_examples, measure
 
-__all__ = ["CACHE_ENV", "CACHE_VERSION", "ExamplesResult", "FilterExamples", "Patch", "default_cache_dir",
-           "find_examples"]
+__all__ = ["CACHE_ENV", "CACHE_VERSION", "ExamplesResult", "FilterExamples", "LayerPicks", "Measured",
+           "Patch", "default_cache_dir", "find_examples", "measure"]

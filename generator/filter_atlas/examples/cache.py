@@ -23,7 +23,8 @@ from ..naming import slug
 from ..sizes import Size, size_text
 
 CACHE_ENV = "FILTER_ATLAS_CACHE"
-CACHE_VERSION = 1  # bump when a change alters the cached values (image loading, selection)
+CACHE_VERSION = 2  # bump when a change alters the cached values (image loading, selection)
+WRITE_EVERY = 256  # entries a file gathers before they are written, in one transaction
 
 # An image's entry for one layer: positions (2, filters, m) int32 (top, bottom; -1 where fewer
 # exist), their activations (2, filters, m) float32, and the ReLU means (filters,) float32.
@@ -66,16 +67,31 @@ class ExamplesCache:
             self._use(table, _Table.open)
 
     def get(self, key: str) -> list[Entry | None]:
-        """The image's entry in every layer (None where missing, or when running uncached)."""
-        return [self._use(table, lambda t: t.get(key)) for table in self._tables]
+        """The image's entry in every layer, not yet written ones included (None where missing, or
+        when running uncached)."""
+        return [self._use(table, lambda t: t.pending[key] if key in t.pending else t.get(key))
+                for table in self._tables]
 
     def put(self, layer: int, rows: list[tuple[str, Entry]]) -> None:
-        """Store (image sha256, entry) rows of the ``layer``-th layer, in one transaction."""
-        self._use(self._tables[layer], lambda t: t.put(rows))
+        """Store (image sha256, entry) rows of the ``layer``-th layer: written ``WRITE_EVERY`` at
+        a time, in one transaction (a commit per batch costs seconds per thousand images), the
+        rest at ``close``."""
+        table = self._tables[layer]
+        table.pending.update(rows)
+        if len(table.pending) >= WRITE_EVERY:
+            self._write(table)
 
     def close(self) -> None:
+        """Write the pending entries, then close every file."""
+        for table in self._tables:
+            self._write(table)
         for table in self._tables:
             table.close()
+
+    def _write(self, table: _Table) -> None:
+        rows, table.pending = list(table.pending.items()), {}
+        if rows:
+            self._use(table, lambda t: t.put(rows))
 
     def _use(self, table: _Table, action: Callable[[_Table], T]) -> T | None:
         """``action(table)``; a corrupt file is deleted and rebuilt (once), and any other failure
@@ -109,6 +125,7 @@ class _Table:
         self.path, self.m = path, m
         self.db: sqlite3.Connection | None = None
         self.rebuilt = False
+        self.pending: dict[str, Entry] = {}  # put, not yet written
 
     def open(self) -> None:
         self.db = sqlite3.connect(self.path, timeout=60)

@@ -1,5 +1,6 @@
-"""Finding the examples of a set: read each image once, take its entries from the cache or from
-a batched forward pass, fold them into each layer's selection, and crop the winning patches."""
+"""Measuring a set: read each image once, take its entries from the cache or from a batched
+forward pass, fold them into each layer's selection (``measure``); and the examples of chosen
+filters, their winning patches cropped (``find_examples``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tqdm import tqdm
 from ..errors import AtlasError
 from ..models import LoadedModel, Size, as_size
 from ..naturals import ImageSet, load_image
-from .cache import CACHE_VERSION, ExamplesCache, default_cache_dir
+from .cache import CACHE_VERSION, Entry, ExamplesCache, default_cache_dir
 from .forward import Forward
 from .selection import LayerSelection, Pick
 
@@ -30,6 +31,7 @@ class Patch:
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the size x size image (load_image), x1, y1 exclusive
     activation: float  # the filter's pre-activation at that position
     image: np.ndarray  # uint8 crop of the image inside box
+    label: str | None = None  # the image's class, where the set is labelled
 
 
 @dataclass(frozen=True)
@@ -52,38 +54,59 @@ class ExamplesResult:
     cached: int = 0  # images whose entries all came from the cache (no forward pass for them)
 
 
-def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: ImageSet, size: int | Size,
-                  k: int = 9, cache_dir: Path | None = None, progress: bool = True) -> ExamplesResult:
-    """The top and bottom ``k`` patches of each wanted filter over ``image_set``.
+@dataclass(frozen=True)
+class LayerPicks:
+    """Every filter of one layer over a set: ``LayerSelection.finish``'s results."""
+
+    top: Pick
+    bottom: Pick
+    best: np.ndarray  # (filters,) the best ReLU mean over the set
+    active: np.ndarray  # (filters,) images on which the filter is positive somewhere
+    boxes: np.ndarray  # (positions, 4) each map position's box in the measured image
+    sparsity: np.ndarray  # (filters,) lifetime sparsity over the set (``LayerSelection.sparsity``)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One pass over a set: every filter of every measured layer."""
+
+    set: ImageSet
+    size: Size
+    used: int
+    skipped: tuple[str, ...]
+    cached: int
+    layers: dict[str, LayerPicks]
+
+
+def measure(model: LoadedModel, layers: list[str], image_set: ImageSet, size: int | Size, k: int = 9,
+            cache_dir: Path | None = None, progress: bool = True) -> Measured:
+    """One pass over ``image_set`` for every filter of ``layers``: each filter's top and bottom
+    ``k`` positions (one per image from ``LARGE_SET`` images on), best mean and active images.
 
     Args:
         model: From ``load_model``.
-        wanted: Conv layer name -> filter indices.
-        image_set: The images (``naturals.bundled_set()`` or ``naturals.folder_set(path)``).
+        layers: Conv layer names.
+        image_set: The images (``naturals``).
         size: Side, or (height, width), the images are resized and cropped to (``naturals.load_image``).
-        k: Patches per filter and side (fewer when the set has fewer candidates).
+        k: Candidates per filter and side.
         cache_dir: Where the per-image cache lives (default: ``default_cache_dir()``).
         progress: Show a progress bar over the images.
 
     Returns:
-        The examples; unreadable files are skipped, counted, and reported in one line on stderr.
-        With nothing wanted, no image is read.
+        The picks of every layer; unreadable files are skipped, counted, and reported in one line
+        on stderr.
 
     Raises:
-        AtlasError: An unknown layer or filter index, or no readable image in the set.
+        AtlasError: An unknown layer, or no readable image in the set.
     """
-    if not wanted:
-        return ExamplesResult(image_set, 0, (), {})
     size = as_size(size)
-    layers = [LayerSelection(model, conv, size, k, len(image_set.sources))
-              for conv in model.resolve_layers(tuple(wanted), size)]
-    for layer in layers:
-        bad = [i for i in wanted[layer.name] if not 0 <= i < layer.filters]
-        if bad:
-            raise AtlasError(f"filter {bad[0]} is out of range for {layer.name} ({layer.filters} filters)")
+    chosen = [LayerSelection(model, conv, size, k, len(image_set.sources))
+              for conv in model.resolve_layers(tuple(layers), size)]
+    names = [layer.name for layer in chosen]
+    extremes = all(layer.m == 1 for layer in chosen)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache = ExamplesCache(root, [model.slug, model.weights_sha256, model.preprocess, CACHE_VERSION],
-                          [(layer.name, layer.m) for layer in layers], size)
+                          [(layer.name, layer.m) for layer in chosen], size)
     forward, queue, skipped, cached = None, [], [], 0
     try:
         for order, natural in enumerate(tqdm(image_set.sources, desc=f"examples {image_set.name}",
@@ -96,7 +119,7 @@ def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: I
             key = hashlib.sha256(data).hexdigest()
             entries = cache.get(key)
             if all(entry is not None for entry in entries):
-                for layer, entry in zip(layers, entries, strict=True):
+                for layer, entry in zip(chosen, entries, strict=True):
                     layer.add(order, entry)
                 cached += 1
                 continue
@@ -106,12 +129,12 @@ def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: I
                 continue
             queue.append((order, key, image))
             if len(queue) == BATCH:
-                forward = forward or Forward(model, [layer.name for layer in layers], BATCH)
-                _run(forward, queue, layers, cache)
+                forward = forward or Forward(model, names, BATCH, extremes)
+                _run(forward, queue, chosen, cache)
                 queue = []
         if queue:
-            forward = forward or Forward(model, [layer.name for layer in layers], min(BATCH, len(queue)))
-            _run(forward, queue, layers, cache)
+            forward = forward or Forward(model, names, min(BATCH, len(queue)), extremes)
+            _run(forward, queue, chosen, cache)
     finally:
         cache.close()
     used = len(image_set.sources) - len(skipped)
@@ -120,30 +143,74 @@ def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: I
               f"e.g. {skipped[0]}", file=sys.stderr)
     if not used:
         raise AtlasError(f"no readable image in {image_set.name}")
-    picks = {layer.name: layer.finish() for layer in layers}
-    crops = _crops(image_set, size, model.channels, [side for top, bottom, _ in picks.values()
-                                                     for side in (top, bottom)])
+    picks = {}
+    for layer in chosen:
+        top, bottom, best = layer.finish()
+        picks[layer.name] = LayerPicks(top, bottom, best, layer.active, layer.boxes, layer.sparsity(used))
+    return Measured(image_set, size, used, tuple(skipped), cached, picks)
+
+
+def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: ImageSet, size: int | Size,
+                  k: int = 9, cache_dir: Path | None = None, progress: bool = True) -> ExamplesResult:
+    """The top and bottom ``k`` patches of each wanted filter over ``image_set`` (``measure``,
+    then the winning patches cropped from their images).
+
+    Args:
+        model: From ``load_model``.
+        wanted: Conv layer name -> filter indices.
+        image_set: The images (``naturals.bundled_set()`` or ``naturals.folder_set(path)``).
+        size: Side, or (height, width), the images are resized and cropped to (``naturals.load_image``).
+        k: Patches per filter and side (fewer when the set has fewer candidates).
+        cache_dir: Where the per-image cache lives (default: ``default_cache_dir()``).
+        progress: Show a progress bar over the images.
+
+    Returns:
+        The examples. With nothing wanted, no image is read.
+
+    Raises:
+        AtlasError: An unknown layer or filter index, or no readable image in the set.
+    """
+    if not wanted:
+        return ExamplesResult(image_set, 0, (), {})
+    size = as_size(size)
+    for conv in model.resolve_layers(tuple(wanted), size):
+        bad = [i for i in wanted[conv.name] if not 0 <= i < conv.filters]
+        if bad:
+            raise AtlasError(f"filter {bad[0]} is out of range for {conv.name} ({conv.filters} filters)")
+    found = measure(model, list(wanted), image_set, size, k, cache_dir, progress)
+    crops = _crops(image_set, size, model.channels, [side for p in found.layers.values()
+                                                     for side in (p.top, p.bottom)])
     filters = {}
-    for layer in layers:
-        top, bottom, best = picks[layer.name]
-        for index in wanted[layer.name]:
-            filters[layer.name, index] = FilterExamples(
-                top=_patches(layer, top, index, image_set, crops),
-                bottom=_patches(layer, bottom, index, image_set, crops),
-                best_mean=float(best[index]))
-    return ExamplesResult(image_set, used, tuple(skipped), filters, cached)
+    for name, picks in found.layers.items():
+        for index in wanted[name]:
+            filters[name, index] = FilterExamples(
+                top=_patches(picks.boxes, picks.top, index, image_set, crops),
+                bottom=_patches(picks.boxes, picks.bottom, index, image_set, crops),
+                best_mean=float(picks.best[index]))
+    return ExamplesResult(image_set, found.used, found.skipped, filters, found.cached)
 
 
 def _run(forward: Forward, queue: list, layers: list[LayerSelection], cache: ExamplesCache) -> None:
     """One forward batch: each image's entries into every layer's selection, and into the cache."""
     outputs = forward(np.stack([image for _, _, image in queue]))
-    for i, (layer, (maps, means)) in enumerate(zip(layers, outputs, strict=True)):
+    for i, (layer, arrays) in enumerate(zip(layers, outputs, strict=True)):
         rows = []
-        for (order, key, _), image_maps, image_means in zip(queue, maps, means, strict=True):
-            entry = (*layer.select(image_maps), image_means)
+        for b, (order, key, _) in enumerate(queue):
+            entry = _extremes(*(a[b] for a in arrays)) if forward.extremes else \
+                (*layer.select(arrays[0][b]), arrays[1][b])
             layer.add(order, entry)
             rows.append((key, entry))
         cache.put(i, rows)
+
+
+def _extremes(top: np.ndarray, top_value: np.ndarray, bottom: np.ndarray, bottom_value: np.ndarray,
+              means: np.ndarray) -> Entry:
+    """One image's entry from its filters' extreme positions and values (``select`` with m = 1):
+    a filter with a value that is not finite has no candidate there."""
+    values = np.stack([top_value, bottom_value])[..., None]
+    positions = np.stack([top, bottom])[..., None].astype("int32")
+    found = np.isfinite(values)
+    return np.where(found, positions, -1).astype("int32"), np.where(found, values, 0).astype("float32"), means
 
 
 def _crops(image_set: ImageSet, size: Size, channels: int, picks: list[Pick]) -> dict[int, np.ndarray]:
@@ -157,7 +224,7 @@ def _crops(image_set: ImageSet, size: Size, channels: int, picks: list[Pick]) ->
     return out
 
 
-def _patches(layer: LayerSelection, pick: Pick, index: int, image_set: ImageSet,
+def _patches(boxes: np.ndarray, pick: Pick, index: int, image_set: ImageSet,
              crops: dict[int, np.ndarray]) -> tuple[Patch, ...]:
     """Filter ``index``'s patches of one side (``LayerSelection.finish``'s top or bottom)."""
     acts, images, positions = (a[index] for a in pick)
@@ -165,7 +232,8 @@ def _patches(layer: LayerSelection, pick: Pick, index: int, image_set: ImageSet,
     for act, order, position in zip(acts, images, positions, strict=True):
         if order < 0 or order not in crops:
             continue
-        x0, y0, x1, y1 = (int(v) for v in layer.boxes[position])
-        out.append(Patch(image_set.sources[order].name, (x0, y0, x1, y1), float(act),
-                         crops[order][y0:y1, x0:x1].copy()))
+        x0, y0, x1, y1 = (int(v) for v in boxes[position])
+        natural = image_set.sources[order]
+        out.append(Patch(natural.name, (x0, y0, x1, y1), float(act), crops[order][y0:y1, x0:x1].copy(),
+                         natural.label))
     return tuple(out)

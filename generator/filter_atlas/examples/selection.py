@@ -44,6 +44,8 @@ class LayerSelection:
         self.reach = min(max(-(-f // j) for f, j in zip(g.field, g.jump, strict=True)), max(self.h, self.w))
         f = self.filters
         self.best = np.zeros(f, dtype="float32")
+        self.active = np.zeros(f, dtype="int64")  # images on which the filter is positive somewhere
+        self.sums = np.zeros((2, f), dtype="float64")  # over the images: ReLU means, and their squares
         # Running top k per filter: sort key (activation; for bottom, its negative), image, position.
         self.running = [(np.full((f, 0), -np.inf, "float32"), np.zeros((f, 0), "int64"),
                          np.zeros((f, 0), "int64")) for _ in range(2)]
@@ -88,6 +90,9 @@ class LayerSelection:
         """Count image ``order``'s entry in the running results: positions and activations
         (``select``'s result) and the ReLU means (filters,)."""
         self.best = np.maximum(self.best, entry[2])
+        means = entry[2].astype("float64")
+        self.sums += (means, means * means)
+        self.active += (entry[0][0, :, 0] >= 0) & (entry[1][0, :, 0] > 0)
         self.pending.append((order, entry))
         if len(self.pending) >= MERGE_EVERY:
             self._merge()
@@ -105,9 +110,20 @@ class LayerSelection:
             self.running[side] = tuple(np.take_along_axis(a, keep, axis=1) for a in (acts, images, positions))
         self.pending = []
 
+    def sparsity(self, images: int) -> np.ndarray:
+        """Each filter's lifetime sparsity over ``images`` added images (Vinje & Gallant 2000):
+        (1 - (sum r / n)^2 / (sum r^2 / n)) / (1 - 1/n), r its ReLU mean per image; 0 when every image
+        drives it equally, 1 when one image alone does; 0 for a filter no image drives."""
+        if images < 2:
+            return np.zeros(self.filters)
+        total, squares = self.sums
+        ratio = np.divide(total**2 / images, squares, out=np.ones_like(total), where=squares > 0)
+        return np.clip((1 - ratio) / (1 - 1 / images), 0.0, 1.0)
+
     def finish(self) -> tuple[Pick, Pick, np.ndarray]:
         """(top, bottom, best ReLU means): top and bottom are (activations, images, positions),
-        each (filters, <= k), best first; an image of -1 marks no candidate."""
+        each (filters, <= k), best first; an image of -1 marks no candidate. ``active`` then
+        holds, per filter, the images on which it is positive at some position."""
         self._merge()
         out = []
         for side, sign in enumerate((1.0, -1.0)):

@@ -1,5 +1,6 @@
-"""The pages' data model: the manifest arranged as gallery pages (one per block) of layers holding
-grids of tiles, one grid per variant (model and recipe).
+"""The pages' data model: the manifest arranged as gallery pages (one per conv layer) holding grids
+of tiles, one grid per variant (model and recipe), and every filter's card where the model has
+natural evidence (``cards``).
 
 ``arrange`` picks the primary variant (the trained model with the most filters, its most used
 recipe) and its untrained twin, orders layers as the network does, checks every image path and
@@ -19,83 +20,18 @@ from ..errors import AtlasError
 from ..progression import LayerStats
 from ..spec import AtlasSpec
 from ..store import ConvLayerRecord, FilterEntry, Manifest, ModelRecord, NaturalSetRecord, RunRecord, slug
+from ..store.evidence import Evidence
 from ..store.records import view_records
+from .cards import Card, evidence_layers, layer_cards, read_all
 from .commands import NOT_RECORDED
-from .derived import STRETCHED, Contrast, contrast
-from .panels import UnitPanel, unit_panel
-from .statistics import finite, measure_layer, natural_ratio
+from .depth import Depth, depth
+from .derived import STRETCHED, contrast
+from .panels import unit_panel
+from .statistics import measure_layer
+from .tiles import Tile, Variant
 
-BLOCKS = "blocks"  # gallery pages: blocks/<block>.md, one per block
+BLOCKS = "blocks"  # gallery pages: blocks/<layer>.md, one per conv layer
 _BLOCK = re.compile(r"([A-Za-z]+\d+)_")
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One model and recipe: the images of a layer are grouped by it."""
-
-    model: str
-    recipe: str
-    trained: bool
-
-    @property
-    def label(self) -> str:
-        return f"{self.model} · {self.recipe}"
-
-
-@dataclass(frozen=True)
-class Tile:
-    """One filter's image, as a gallery tile."""
-
-    model: str
-    layer: str
-    index: int
-    recipe: str
-    anchor: str
-    page: str  # its gallery page, relative to the docs directory
-    image: str | None  # URLs relative to the docs directory; None for a dead or failed filter
-    thumbnail: str | None
-    file: Path | None
-    activation: float | None  # None (or not finite): the render failed
-    natural: float | None
-    dead: bool
-    trained: bool
-    steps: int
-    size: int
-    seed: int
-    unit: UnitPanel | None = None
-    contrast: Contrast | None = None  # keras-vis images: shown a second time, contrast stretched
-    precision: str | None = None  # "bfloat16" when the model computed in it; None: float32
-    views: tuple[str, ...] = ("channel",)  # the views it has, in the registry's order
-
-    @property
-    def failed(self) -> bool:
-        """Whether the render gave no finite activation (a dead filter is not failed)."""
-        return not self.dead and not finite(self.activation)
-
-    @property
-    def live(self) -> bool:
-        """Whether the tile has an image that activates its filter."""
-        return not self.dead and not self.failed
-
-    @property
-    def ratio(self) -> float | None:
-        """Achieved activation over the best natural-photo activation."""
-        return natural_ratio(self.activation, self.natural)
-
-    @property
-    def beats(self) -> bool:
-        """Whether the image activates the filter more than every natural photo."""
-        return finite(self.activation) and finite(self.natural) and self.activation > self.natural
-
-    @property
-    def href(self) -> str:
-        """Its anchor on its gallery page, relative to the docs directory (for raw HTML)."""
-        return f"{self.page[:-3]}.html#{self.anchor}"
-
-    @property
-    def caption(self) -> str:
-        return f"{self.model} · {self.layer} · filter {self.index} · {self.recipe}" + \
-            (f" · {self.precision}" if self.precision else "")
 
 
 @dataclass
@@ -111,23 +47,31 @@ class GalleryLayer:
     receptive_field: int | None
     grids: list[tuple[Variant, list[Tile]]] = field(default_factory=list)
     stats: dict[Variant, LayerStats] = field(default_factory=dict)
+    cards: list[Card] = field(default_factory=list)  # every filter, where the model has evidence
 
     def tiles(self, variant: Variant | None) -> list[Tile]:
         return next((tiles for v, tiles in self.grids if v == variant), [])
 
+    def tile_at(self, variant: Variant | None, index: int) -> Tile | None:
+        return next((t for t in self.tiles(variant) if t.index == index), None)
+
 
 @dataclass
 class BlockGallery:
-    """A gallery page: the layers that share a name prefix such as ``block3``."""
+    """A gallery page: one conv layer, in its block (the name prefix such as ``block3``)."""
 
     name: str
     page: str
     layers: list[GalleryLayer] = field(default_factory=list)
 
     @property
-    def title(self) -> str:
+    def block_title(self) -> str:
         number = re.fullmatch(r"block(\d+)", self.name)
         return f"Block {number.group(1)}" if number else self.name
+
+    @property
+    def title(self) -> str:
+        return self.layers[0].name if len(self.layers) == 1 else self.block_title
 
 
 @dataclass
@@ -141,6 +85,8 @@ class Arrangement:
     untrained: Variant | None  # the primary model with random weights, same recipe
     blocks: list[BlockGallery]
     naturals: NaturalSetRecord | None = None
+    evidence: Evidence | None = None  # the primary model's natural evidence
+    depth: Depth | None = None  # its measures per layer (``depth.depth``)
 
     @property
     def layers(self) -> list[GalleryLayer]:
@@ -166,9 +112,11 @@ class Arrangement:
 
     def block_strip(self) -> list[tuple[str, Tile | None]]:
         """(block title, its representative filter) for every block, shallow to deep."""
-        return [(block.title, self.representative(t for layer in block.layers
-                                                  for t in layer.tiles(self.primary)))
-                for block in self.blocks]
+        blocks: dict[str, list[Tile]] = {}
+        for block in self.blocks:
+            blocks.setdefault(block.block_title, []).extend(
+                t for layer in block.layers for t in layer.tiles(self.primary))
+        return [(title, self.representative(tiles)) for title, tiles in blocks.items()]
 
     def untrained_pairs(self) -> list[tuple[str, Tile | None]]:
         """Per layer, a trained filter (one with an untrained twin if any), then that twin."""
@@ -213,6 +161,11 @@ def arrange(manifest: Manifest, atlas_dir: Path, docs_dir: Path) -> Arrangement:
             weights_sha256=NOT_RECORDED, trained=e.trained, preprocess=NOT_RECORDED, input_size=e.size,
             layers=()))
     primary = _primary(models, entries)
+    evidence = read_all(atlas_dir)
+    if primary is None and evidence:  # evidence without renders: its model is the atlas's
+        model = min(evidence)
+        primary = Variant(model, AtlasSpec.recipe, models[model].trained if model in models else True)
+    shown = evidence_layers(evidence.get(primary.model) if primary else None)
     untrained = None
     if primary:
         name = models[primary.model].name
@@ -226,14 +179,14 @@ def arrange(manifest: Manifest, atlas_dir: Path, docs_dir: Path) -> Arrangement:
     for slug_ in sorted(models, key=lambda s: (primary is None or s != primary.model, s)):
         for record in models[slug_].layers:
             info.setdefault(record.name, record)
-    names = list(info) + sorted({e.layer for e in entries} - set(info))
-    used = {e.layer for e in entries}
+    used = {e.layer for e in entries} | set(shown)
+    names = list(info) + sorted(used - set(info))
     blocks: dict[str, BlockGallery] = {}
     layers: dict[str, GalleryLayer] = {}
     for name in (n for n in names if n in used):
         match = _BLOCK.match(name)
         block_name = match.group(1) if match else name
-        page = f"{BLOCKS}/{slug(block_name)}.md"
+        page = f"{BLOCKS}/{slug(name)}.md"
         block = blocks.setdefault(page, BlockGallery(block_name, page))
         meta = info.get(name)
         layers[name] = GalleryLayer(name, slug(name), page, *(
@@ -262,6 +215,14 @@ def arrange(manifest: Manifest, atlas_dir: Path, docs_dir: Path) -> Arrangement:
                     e.precision, tuple(view_records(e.views)))
         tiles.append(tile)
         grids[layer.name, variant].append(tile)
+    measured = depth(evidence.get(primary.model) if primary else None)
+    for name, layer_evidence in shown.items():
+        layer = layers[name]
+        layer.cards = layer_cards(evidence[primary.model], layer_evidence,
+                                  lambda i, lid=layer.id: f"{lid}-{i}", lambda rel: asset(rel)[0],
+                                  measured.chance.threshold if measured else None)
+        layer.filters = layer.filters or layer_evidence.filters
+        layer.receptive_field = layer.receptive_field or layer_evidence.receptive_field
     if missing:
         raise AtlasError(f"{len(missing)} image(s) listed in the manifest are missing, "
                          f"e.g. {atlas_dir / missing[0]}: render again")
@@ -276,7 +237,8 @@ def arrange(manifest: Manifest, atlas_dir: Path, docs_dir: Path) -> Arrangement:
         layer.stats = {v: measure_layer(layer.tiles(v), layer.receptive_field)
                        for v in filter(None, (primary, untrained)) if layer.tiles(v)}
     return Arrangement(models, manifest.runs, tiles, primary, untrained, list(blocks.values()),
-                       manifest.naturals)
+                       manifest.naturals, evidence.get(primary.model) if primary else None, measured)
+
 
 
 def _primary(models: dict[str, ModelRecord], entries: Sequence[FilterEntry]) -> Variant | None:

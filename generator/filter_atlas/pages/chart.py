@@ -9,6 +9,7 @@ from ..progression import Panel, Series, chart_svg
 
 if TYPE_CHECKING:
     from .arrangement import Arrangement
+    from .depth import Depth
 
 
 def progression_chart(atlas: Arrangement) -> str:
@@ -33,3 +34,20 @@ def progression_chart(atlas: Arrangement) -> str:
               panel("Neuron view: 90% radius (px)", "neuron_radius")]
     return chart_svg([layer.name for layer in layers],
                      [p for p in panels if any(v is not None for s in p.series for v in s.values)])
+
+
+def depth_chart(d: Depth) -> str:
+    """The every-filter measures over all measured layers, shallow to deep: receptive field,
+    concentrated filters against chance, median selectivity, silent filters."""
+    layers = [layer.name for layer in d.layers]
+    expected = 100 * d.chance.tail(d.chance.threshold)
+    fields = [layer.receptive_field for layer in d.layers]
+    panels = [Panel("Receptive field (px)", [Series("measured", "fa-trained", fields)], log=True),
+              Panel("Concentrated filters (%)", [
+                  Series("measured", "fa-trained", [100 * x.concentrated for x in d.layers]),
+                  Series("chance", "fa-chance", [expected] * len(layers))]),
+              Panel("Median selectivity", [Series("measured", "fa-trained",
+                                                  [layer.selectivity for layer in d.layers])]),
+              Panel("Silent filters (%)", [Series("measured", "fa-trained",
+                                                  [100 * layer.silent for layer in d.layers])])]
+    return chart_svg(layers, [p for p in panels if any(v is not None for s in p.series for v in s.values)])

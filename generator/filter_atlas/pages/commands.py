@@ -11,7 +11,8 @@ from .text import shell
 
 if TYPE_CHECKING:
     from ..store import ModelRecord
-    from .arrangement import Arrangement, GalleryLayer, Tile, Variant
+    from .arrangement import Arrangement, GalleryLayer
+    from .tiles import Tile, Variant
 
 NOT_RECORDED = "not recorded"  # a model fact the manifest lacks (then no --weights is shown)
 

@@ -1,18 +1,25 @@
-"""Images the site derives from the atlas when it is built, never committed: a WebP of every PNG
-thumbnail, and of every PNG image larger than its thumbnail (its high-density source), lossy at
-quality 90: what the galleries show, while the PNG stays the lossless original that the lightbox
-opens; and a contrast-stretched WebP of every keras-vis image and thumbnail.
+"""Images derived from the atlas for the site, written by ``filter-atlas pages`` beside the images
+they come from (and committed with them): a WebP of every PNG thumbnail, and of every PNG image
+larger than its thumbnail (its high-density source), lossy at quality 90: what the galleries show,
+while the PNG stays the lossless original that the lightbox opens; and a contrast-stretched WebP of
+every keras-vis image and thumbnail.
 
 keras-vis ends by standardizing its image to a standard deviation of 0.1 around grey, so its
 images look nearly blank; the stretched copy maps each colour channel's 1st to 99th percentile
 onto the full range, for viewing only (activations are measured on the original). The page names use
-``webp`` and ``stretched``, and ``write_derived`` makes exactly those files.
+``webp`` and ``stretched``, and ``derived_images`` plans exactly those files.
+
+Each planned image carries the key of what it is made from (its sources' bytes and ``RECIPE``): a
+derived file whose key is unchanged is kept as it is, never encoded again, so that a run on another
+machine (another libwebp) leaves the committed files alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +30,7 @@ from ..store import Manifest
 
 STRETCH_PERCENTILES = (1.0, 99.0)
 STRETCHED = "keras-vis"  # the recipe whose images get a stretched copy
+RECIPE = "webp q90 m0; stretch 1-99"  # how the files are made: part of every key
 
 
 def dense(size: int) -> bool:
@@ -77,30 +85,49 @@ def _stretch(rgb: np.ndarray, c: Contrast) -> np.ndarray:
 
 
 def _webp_bytes(image: np.ndarray) -> bytes:
-    return webp_bytes(image, method=0)  # fastest at build time; as small here as method 4
+    return webp_bytes(image, method=0)  # fastest; as small here as method 4
+
+
+def _webp_copy(path: Path) -> bytes:
+    with Image.open(path) as image:
+        return _webp_bytes(np.asarray(image.convert("RGB")))
+
+
+def _stretched_copy(path: Path, full: Path) -> bytes:
+    return _webp_bytes(_stretch(_rgb(path), contrast(full)))
+
+
+@dataclass(frozen=True)
+class Derived:
+    """One derived image: its path relative to the atlas, the files it is made from, and how."""
+
+    rel: str
+    sources: tuple[Path, ...]
+    make: Callable[[], bytes]
+
+    def key(self) -> str:
+        """The sha256 of ``RECIPE`` and the sources' bytes: the same key, the same image."""
+        digest = hashlib.sha256(RECIPE.encode())
+        for source in self.sources:
+            digest.update(hashlib.sha256(source.read_bytes()).digest())
+        return digest.hexdigest()
+
+
+def derived_images(manifest: Manifest, atlas_dir: Path) -> Iterator[Derived]:
+    """Every derived image of the atlas; the stretched thumbnail uses the full image's stretch, so
+    the two show the same thing."""
+    for e in manifest.filters:
+        shown = (e.thumbnail, e.image if dense(e.size) else None)
+        for rel in dict.fromkeys(rel for rel in shown if rel and rel.endswith(".png")):
+            yield Derived(webp(rel), (atlas_dir / rel,), partial(_webp_copy, atlas_dir / rel))
+        if e.recipe == STRETCHED and e.image:
+            full = atlas_dir / e.image
+            for rel in dict.fromkeys((e.image, e.thumbnail or e.image)):
+                yield Derived(stretched(rel), tuple(dict.fromkeys((atlas_dir / rel, full))),
+                              partial(_stretched_copy, atlas_dir / rel, full))
 
 
 def derived_files(manifest: Manifest, atlas_dir: Path) -> Iterator[tuple[str, bytes]]:
-    """(path relative to the atlas, bytes) of every derived image; the stretched thumbnail uses
-    the full image's stretch, so the two show the same thing."""
-    for e in manifest.filters:
-        shown = (e.thumbnail, e.image if dense(e.size) else None)
-        for rel in (rel for rel in shown if rel and rel.endswith(".png")):
-            with Image.open(atlas_dir / rel) as image:
-                yield webp(rel), _webp_bytes(np.asarray(image.convert("RGB")))
-        if e.recipe == STRETCHED and e.image:
-            c = contrast(atlas_dir / e.image)
-            for rel in dict.fromkeys((e.image, e.thumbnail or e.image)):
-                yield stretched(rel), _webp_bytes(_stretch(_rgb(atlas_dir / rel), c))
-
-
-def write_derived(manifest: Manifest, atlas_dir: Path, out_dir: Path) -> int:
-    """Write the derived images of ``atlas_dir`` under ``out_dir`` (its copy in the site);
-    returns how many."""
-    count = 0
-    for rel, data in derived_files(manifest, atlas_dir):
-        target = out_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        count += 1
-    return count
+    """(path relative to the atlas, bytes) of every derived image, each made now."""
+    for d in derived_images(manifest, atlas_dir):
+        yield d.rel, d.make()

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from ..progression import LayerStats, layer_stats
 
 if TYPE_CHECKING:
-    from .arrangement import Arrangement, Tile
+    from .arrangement import Arrangement
+    from .tiles import Tile
 
 
 def finite(value: float | None) -> bool:

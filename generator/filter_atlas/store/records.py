@@ -143,6 +143,7 @@ class NaturalImageRecord(Strict, frozen=True):
     name: str
     source: str
     licence: str
+    label: str | None = None  # its class, where the set is labelled
 
 
 class NaturalSetRecord(Strict, frozen=True):

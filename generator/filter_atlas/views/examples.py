@@ -11,13 +11,14 @@ from .base import Made, Panel, Record, Row, Shot, Target, View, size_fields
 K = 9  # top and bottom natural patches per filter
 
 
-class PatchRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class PatchRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """One natural-image patch as the manifest lists it."""
 
     source: str  # the image's name in the natural set
     box: tuple[int, ...]  # x0, y0, x1, y1 in the source image as the model saw it
     activation: float  # the filter's pre-activation at that position
     image: str
+    label: str | None = None  # the image's class, where the set is labelled
 
 
 class ExamplesRecord(Record, frozen=True):
@@ -45,7 +46,7 @@ class Examples(View):
         for side in ("top", "bottom"):
             patches = getattr(found, side)
             paths = view_paths(target.identity, f"examples-{side}", len(patches))
-            rows[side] = tuple(PatchRecord(p.source, tuple(p.box), round(p.activation, 4), path)
+            rows[side] = tuple(PatchRecord(p.source, tuple(p.box), round(p.activation, 4), path, p.label)
                                for p, (path, _) in zip(patches, paths, strict=True))
             files.update({path: p.image for p, (path, _) in zip(patches, paths, strict=True)})
 
@@ -59,7 +60,7 @@ class Examples(View):
             return Panel()
 
         def row(side: str, verb: str) -> Row:
-            shots = tuple(Shot(p.source, p.image, p.image, p.activation,
+            shots = tuple(Shot(p.label or p.source, p.image, p.image, p.activation,
                                f"{side.capitalize()} natural patch {k + 1} of filter {index} of {layer}, "
                                f"from {p.source}", "example", "pre-activation", p.box)
                           for k, p in enumerate(getattr(record, side)))
