@@ -149,7 +149,11 @@ def test_committed_pages_are_fresh_and_build_strictly(tmp_path):
               for tag, a in page.tags if tag == "img"}
     shown = {e.thumbnail for e in live} | {stretched(e.thumbnail) for e in live if e.recipe == "keras-vis"}
     for v in (e.views for e in manifest.filters if e.views):  # the unit panels
-        shown |= {r.thumbnail for r in (v.negative, v.neuron) if r}
+        # A shot that ended no better than its start is labelled failed and shows no image.
+        shown |= {v.negative.thumbnail} if v.negative and (
+            v.negative.activation < v.negative.start_activation) else set()
+        shown |= {v.neuron.thumbnail} if v.neuron and (
+            v.neuron.activation > v.neuron.start_activation) else set()
         shown |= set(v.diversity.thumbnails if v.diversity else ())
         shown |= {p.image for p in (*v.examples.top, *v.examples.bottom)} if v.examples else set()
     evidence = read_evidence(evidence_path(atlas, "vgg16"))
@@ -440,10 +444,12 @@ def test_numbers_that_are_not_finite_and_failed_filters(docs, tmp_path):
     assert not [rel for rel, text in markdown.items() if re.search(r"\bnan\b", text, re.I)]
     tiles = dict(re.findall(r'<figure class="fa-tile[^"]*" id="block1_conv1-(\d)">(.*?)</figure>',
                             markdown["blocks/block1_conv1.md"]))
-    assert "<img" not in tiles["1"] and ">failed</div>" in tiles["1"] and "failed / 4.00" in tiles["1"]
-    assert "12.3 / failed" in tiles["2"] and "fa-beats" not in tiles["2"]
+    said = {k: re.sub(r"<[^>]+>", "", v) for k, v in tiles.items()}  # what the tiles say
+    assert "<img" not in tiles["1"] and ">failed</div>" in tiles["1"]
+    assert "mean failed / photo 4.00" in said["1"]
+    assert "mean 12.3 / photo failed" in said["2"] and "fa-beats" not in tiles["2"]
     text = " ".join("".join(pages["blocks/block1_conv1.html"].text).split())
-    assert "#1 failed / 4.00" in text and "#2 12.3 / failed" in text
+    assert "#1 mean failed / photo 4.00" in text and "#2 mean 12.3 / photo failed" in text
 
 
 def test_manifest_without_models_section_still_publishes(docs, tmp_path):
@@ -479,7 +485,8 @@ def test_progression_chart_is_inline_svgs_of_the_measurements(docs):
     assert chart.startswith('<div class="fa-chart">') and chart.count('<svg viewBox="0 0 320 250"') == 2
     assert "&lt;script&gt;" in chart and "<script" not in chart and "http" not in chart
     assert chart.count("<polyline") == 2 and chart.count("<circle") == 5
-    second = chart.split("<svg")[2]
+    assert chart.index("fa-chart-legend") < chart.index('<svg viewBox')  # the legend is read first
+    second = chart.split('<svg viewBox')[2]
     ticks = [float(t) for t in re.findall(r'class="fa-tick"[^>]*>([\d.]+)<', second)]
     assert ticks == [1, 10, 100, 1000] and "(log scale)" in second  # decades, evenly spaced
     ys = [float(y) for y in re.findall(r'cy="([\d.]+)"', second)]
@@ -533,6 +540,24 @@ def test_cli_pages_and_build(cli, tmp_path):
                           (("build", "--no-render", "--mkdocs", "none.yml"), "no MkDocs configuration")):
         code, out, err = cli(*args)
         assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_offline_build_builds_what_is_there_in_one_line(cli, tmp_path, monkeypatch):
+    """No weights and no network: ``build`` says in one line that it could not check for missing
+    images (no Keras download line before it) and builds the committed atlas."""
+    from keras.src.utils import file_utils
+
+    def offline(fname, origin, **kwargs):  # what Keras does without a network
+        print(f"Downloading data from {origin}")
+        raise Exception(f"URL fetch failure on {origin}: [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    write_atlas(tmp_path / "docs/atlas", {"block1_conv1": [0, 2]})
+    code, out, err = cli("build", "--weights", "imagenet", "--mkdocs", MKDOCS, "--site", tmp_path / "site")
+    assert code == 0, err
+    assert err.count("\n") == 1 and "could not check the atlas for missing images" in err, err
+    assert "name resolution" in err and "Downloading" not in out + err
+    assert (tmp_path / "site/blocks/block1_conv1.html").is_file()
 
 
 def test_cli_builds_with_zensical_and_a_failed_build_keeps_the_site(cli, tmp_path):

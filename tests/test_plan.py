@@ -123,3 +123,19 @@ def test_only_the_views_asked_for_are_planned_and_force_renders_all(tmp_path):
     render_channels(store, todo)
     assert channel_targets(make(store, spec())) == []
     assert len(channel_targets(make(store, spec(), force=True))) == 6
+
+
+def test_a_neuron_key_follows_the_receptive_field_it_is_rendered_for(tmp_path):
+    """The neuron view renders with jitter capped at a quarter of the layer's receptive field, so
+    its key changes with that field where the cap bites, and no other view's does."""
+    def keys(field: int) -> dict[str, str]:
+        model = facts({"a": [1]})
+        model = replace(model, layers=tuple(replace(layer, receptive={SIZE: field, VIEWS_SIZE: field})
+                                            for layer in model.layers))
+        todo = plan(spec(layers=("a",)), model, LUCID.with_steps(8), SIZE, VIEWS_SIZE, "set-key",
+                    Store(tmp_path))
+        return {view: todo.key(view, "a", 1) for view in ("channel", "neuron", "negative")}
+
+    small, wide, wider = keys(3), keys(64), keys(200)
+    assert small["neuron"] != wide["neuron"] and wide["neuron"] == wider["neuron"]  # 64 // 4 >= 8: uncapped
+    assert {small[v] for v in ("channel", "negative")} == {wider[v] for v in ("channel", "negative")}

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from filter_atlas import Adam, Pixel, Recipe, render, score
 from filter_atlas import objectives as obj
+from filter_atlas.engine.recipes import get_recipe
+from filter_atlas.engine.transforms import Jitter
 from filter_atlas.models import LoadedModel, receptive_geometry
 from filter_atlas.models.geometry import centre_box
 from filter_atlas.views import VIEWS
@@ -180,3 +182,43 @@ def test_the_unit_panel_is_what_the_views_say(monkeypatch):
     assert after == [*before[1:], "neuron"]
     assert "a new note on block5_conv2 #119" in pages["blocks/block5_conv2.md"]
     assert "negative: mean pre-activation" not in pages["blocks/block5_conv2.md"]
+
+
+def test_the_neuron_view_keeps_its_jitter_inside_the_receptive_field(vgg16):
+    """Lucid's jitter (8 then 4 px) moves block1_conv1's 3-pixel field off the pattern it learns
+    from step to step: with it, the centre ends at 0 for filters 43 and 62; the neuron view's own
+    recipe shifts by at most a quarter of the field, and the centre is driven."""
+    lucid = get_recipe("lucid").with_steps(64)
+    fitted = VIEWS["neuron"].fitted(lucid, 3)
+    assert [t.pixels for t in fitted.transforms if isinstance(t, Jitter)] == [0, 0]
+    assert fitted.transforms[2:] == lucid.transforms[2:]  # scale and rotation stay
+    assert VIEWS["neuron"].fitted(lucid, 196) == lucid and VIEWS["channel"].fitted(lucid, 3) == lucid
+    wanted = [obj.neuron("block1_conv1", i) for i in (43, 62)]
+    assert max(render(vgg16, wanted, recipe=lucid, size=64).activations) == 0
+    assert min(render(vgg16, wanted, recipe=fitted, size=64).activations) > 100
+
+
+def test_a_view_that_ends_no_better_than_its_start_is_labelled_failed(vgg16):
+    """Block1_conv1's filter 43 under Lucid's full jitter ends where it started (0): its neuron
+    shot says it failed, with its numbers, and the page shows no image for it; a capped render of
+    the same filter is shown as a result."""
+    from types import SimpleNamespace
+
+    from filter_atlas.pages.write import _environment
+    from filter_atlas.views import ImageRecord
+
+    lucid = get_recipe("lucid").with_steps(64)
+    shots = {}
+    for name, recipe in (("full jitter", lucid), ("capped", VIEWS["neuron"].fitted(lucid, 3))):
+        out = render(vgg16, [obj.neuron("block1_conv1", 43)], recipe=recipe, size=64)
+        record = ImageRecord(image="n.webp", thumbnail="n.webp", activation=float(out.activations[0]),
+                             start_activation=float(out.start_activations[0]), size=64, steps=64,
+                             seconds=1.0, key="k", sha256="0" * 64, run="r")
+        (shots[name],) = VIEWS["neuron"].panel(record, "block1_conv1", 43).shots
+    assert shots["full jitter"].failed.startswith("failed: 0.00, no higher than")
+    assert shots["capped"].failed is None
+    macro = _environment().get_template("_tiles.md.j2").module.shot
+    tile = SimpleNamespace(anchor="block1_conv1-43", index=43, caption="vgg16 · block1_conv1 · filter 43")
+    failed, shown = (str(macro(shots[n], "../", tile)) for n in ("full jitter", "capped"))
+    assert "<img" not in failed and ">failed</div>" in failed and shots["full jitter"].failed in failed
+    assert '<img src="../n.webp"' in shown and "failed" not in shown

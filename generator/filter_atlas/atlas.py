@@ -108,7 +108,8 @@ def facts(spec: AtlasSpec, loaded: LoadedModel, size: Size, views_size: Size, re
         picks[layer.name] = spec.selection.pick(layer.name, layer.filters, spec.seed)
     return Model(
         loaded.slug, loaded.weights_sha256, loaded.preprocess, backend.name(),
-        tuple(Layer(c.name, c.filters, {at: layers[at][k].cost for at in sizes})
+        tuple(Layer(c.name, c.filters, {at: layers[at][k].cost for at in sizes},
+                    {at: layers[at][k].receptive_field for at in sizes})
               for k, c in enumerate(layers[size])),
         picks, {(c.name, at): compiled(loaded, c.name, recipe, at) for at in sizes for c in layers[at]})
 

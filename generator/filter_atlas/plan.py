@@ -29,6 +29,7 @@ class Layer:
     name: str
     filters: int
     cost: dict[Size, float]  # multiply-adds of every conv up to it, per image, at each planned size
+    receptive: dict[Size, int] = field(default_factory=dict)  # its receptive field (px) at each size
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Plan:
     jobs: list[Job] = field(default_factory=list)  # channel first, then each optimized view
     examples: list[Job] = field(default_factory=list)
     naturals_needed: bool = False  # the natural pass must run (for the channel, examples, or a new set)
+    fields: dict[tuple[str, Size], int] = field(default_factory=dict)  # (layer, size) -> receptive field
 
     @property
     def skipped(self) -> int:
@@ -119,13 +121,15 @@ def plan(spec: AtlasSpec, model: Model, recipe: Recipe, size: Size, views_size: 
                for i in range(0, len(chosen), spec.batch)]
     cost = {layer.name: layer.cost[size] for layer in model.layers}
 
+    fields = {(layer.name, at): px for layer in model.layers for at, px in layer.receptive.items()}
+
     def key(view: str, layer: str, index: int, scale: float = 1.0) -> str:
         at = size if view == "channel" else views_size
+        as_run = VIEWS[view].fitted(model.as_run[layer, at], fields.get((layer, at)))
         return cache_key(model.slug, model.weights_sha256, model.preprocess, layer, index,
-                         model.as_run[layer, at], at, spec.seed, model.backend,
-                         VIEWS[view].key_part(layer, index, scale))
+                         as_run, at, spec.seed, model.backend, VIEWS[view].key_part(layer, index, scale))
 
-    out = Plan(recipe, size, views_size, batches, set_key, key)
+    out = Plan(recipe, size, views_size, batches, set_key, key, fields=fields)
     if shard is not None:
         owner = partition([len(b.indices) * recipe.steps * cost[b.layer] for b in batches], shard.count)
         out.shard = ShardLabel(shard.index, shard.count,

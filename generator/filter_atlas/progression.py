@@ -84,12 +84,13 @@ def chart_svg(layers: Sequence[str], panels: Sequence[Panel]) -> str:
     """Small multiples: one SVG per panel, one line per series over the layers, shallow to deep,
     and a legend. The panels sit two to a row, one on a narrow screen (CSS ``.fa-chart``), and
     are drawn at about their own size, so labels keep their size on a phone."""
-    parts = ['<div class="fa-chart">', *(_panel(panel, layers, n) for n, panel in enumerate(panels))]
     labels = {s.css: s.label for panel in panels for s in panel.series}
-    parts.append('<p class="fa-chart-legend">' + " ".join(
+    legend = '<p class="fa-chart-legend">' + " ".join(
         f'<span><svg width="28" height="10" aria-hidden="true"><line class="{css}" x1="2" y1="5" x2="26" '
-        f'y2="5"/></svg> {escape(label)}</span>' for css, label in sorted(labels.items())) + "</p></div>")
-    return "".join(parts)
+        f'y2="5"/></svg> {escape(label)}</span>' for css, label in sorted(labels.items())) + "</p>"
+    # The legend first: read before the panels, not after the last of them.
+    drawn = (_panel(panel, layers, n) for n, panel in enumerate(panels))
+    return "".join(['<div class="fa-chart">', legend, *drawn, "</div>"])
 
 
 def _panel(panel: Panel, layers: Sequence[str], n: int) -> str:

@@ -82,7 +82,8 @@ class Runner:
         objectives = [view.objective(t.layer, t.index, t.scale) for t in job.targets]
         size = job.targets[0].size
         began = time.perf_counter()
-        result = render_images(self.loaded, objectives, n=n, recipe=self.plan.recipe, size=size,
+        recipe = view.fitted(self.plan.recipe, self.plan.fields.get((job.layer, size)))
+        result = render_images(self.loaded, objectives, n=n, recipe=recipe, size=size,
                                seed=self.seed, on_step=progress.advancer(len(objectives) * n))
         seconds = (time.perf_counter() - began) / len(objectives)
         for k, target in enumerate(job.targets):

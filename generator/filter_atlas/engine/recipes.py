@@ -64,6 +64,11 @@ class Recipe:
     def with_steps(self, steps: int | None) -> Recipe:
         return self if steps is None else replace(self, steps=steps)
 
+    def jitter_at_most(self, pixels: int) -> Recipe:
+        """The recipe with every jitter shifting at most ``pixels``."""
+        return replace(self, transforms=tuple(Jitter(min(t.pixels, pixels)) if isinstance(t, Jitter) else t
+                                              for t in self.transforms))
+
     def key(self) -> dict[str, Any]:
         return {
             "param": self.param.key(),

@@ -3,15 +3,18 @@ random, or a weights file), and the digest that identifies those weights."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
+import io
+import sys
 import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from ..errors import AtlasError
+from ..errors import AtlasError, WeightsUnavailable
 from ..spec import MODEL_FILES, WEIGHTS_ENV, shown_path
 from .graph import scope_safe
 from .loaded import LoadedModel
@@ -122,13 +125,17 @@ def _load_application(app: str, weights: str, seed: int) -> tuple[keras.Model, s
         keras.utils.set_random_seed(seed)
         return builder(weights=None, **kwargs), "random"
     if weights == "imagenet":
+        held = _HeldLine(sys.stdout)
         try:
-            return builder(weights="imagenet", **kwargs), "imagenet"
+            with contextlib.redirect_stdout(held):
+                model = builder(weights="imagenet", **kwargs)
         except Exception as exc:  # download errors come in many types
-            raise AtlasError(
-                f"could not get {app}'s ImageNet weights ({type(exc).__name__}); offline? "
-                f"supply the file with --weights PATH or {WEIGHTS_ENV}=PATH"
+            raise WeightsUnavailable(
+                f"could not get {app}'s ImageNet weights ({type(exc).__name__}: {_first_line(exc)}); "
+                f"offline? supply the file with --weights PATH or {WEIGHTS_ENV}=PATH"
             ) from exc
+        held.release()
+        return model, "imagenet"
     model = builder(weights=None, **kwargs)
     return model, _load_weights_file(model, Path(weights))
 
@@ -174,3 +181,28 @@ def _readable(path: Path, what: str) -> Path:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+class _HeldLine(io.TextIOBase):
+    """Standard output that holds the first line written to it (Keras' "Downloading data from
+    URL") until more follows (the download's progress): offline, the download fails at once and
+    that line is never shown, so the user reads one line, the error."""
+
+    def __init__(self, out):
+        self.out, self.held, self.passing = out, "", False
+
+    def write(self, text: str) -> int:
+        if self.passing:
+            return self.out.write(text)
+        self.held += text
+        rest = self.held.partition("\n")[2]
+        if rest:  # something after the first line: the download is under way
+            self.passing = True
+            self.release()
+        return len(text)
+
+    def release(self) -> None:
+        """Write what is held."""
+        if self.held:
+            self.out.write(self.held)
+            self.held = ""

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..progression import LayerStats, layer_stats
+from ..views.base import no_better
 
 if TYPE_CHECKING:
     from .arrangement import Arrangement
@@ -34,7 +35,8 @@ def measure_layer(tiles: Sequence[Tile], receptive_field: int | None) -> LayerSt
     ratios, and the neuron views' 90% radius, with its diameter over the receptive field's side."""
     live = [t for t in tiles if t.live]
     stats = layer_stats([t.file for t in live if t.file], [t.ratio for t in live if t.ratio is not None])
-    neurons = [t.unit.records.neuron for t in tiles if t.unit and t.unit.records.neuron]
+    neurons = [n for t in tiles if t.unit and (n := t.unit.records.neuron)  # a failed one is no result
+               and finite(n.activation) and not no_better(n.activation, n.start_activation)]
     radii = [n.radius90 for n in neurons if n.radius90 is not None]
     if not radii:
         return stats

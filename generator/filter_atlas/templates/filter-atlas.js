@@ -28,6 +28,20 @@
     styled = true;
   };
 
+  // Closing the lightbox gives the focus back to the image link that opened it (GLightbox leaves
+  // it on <body>), however the lightbox was started: its box leaves <body> when it closes.
+  let opener = null;
+  document.addEventListener("click", (event) => {
+    opener = event.target.closest?.("a.glightbox") ?? opener;
+  }, true);
+  new MutationObserver((records) => {
+    const closed = records.some((r) => [...r.removedNodes].some((n) => n.classList?.contains("glightbox-container")));
+    if (closed && opener?.isConnected) {
+      opener.focus();
+      opener = null;
+    }
+  }).observe(document.body, { childList: true });
+
   document$.subscribe(() => {
     // The theme wraps wide tables in a scrolling box: make each box focusable, so that it can be
     // scrolled with the keyboard (WCAG 2.1.1).

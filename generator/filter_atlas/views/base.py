@@ -19,10 +19,12 @@ import numpy as np
 
 from ..imaging import SMALL_VIEW, thumbnail, webp_bytes
 from ..naming import Identity
+from ..numbers import number
 from ..sizes import Size
 
 if TYPE_CHECKING:
     from ..engine.objectives import Objective
+    from ..engine.recipes import Recipe
 
 
 class Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -139,8 +141,19 @@ class Shot:
     value: float | None  # the number shown under it; None: failed
     alt: str
     kind: str  # its CSS class: fa-<kind>
-    measure: str = "activation"  # what ``value`` is: "activation" or "pre-activation"
+    measure: str = "mean activation"  # what ``value`` is, in words
+    unit: str = "mean"  # the same, short, shown before it
     box: tuple[int, ...] | None = None  # natural patches: where in the photo
+    failed: str | None = None  # why the image is not a result (it ended no better than its start)
+
+
+def no_better(value: float, start: float, lower: bool = False) -> str | None:
+    """Why an optimized image failed, where it ended no better than where it started (``lower``:
+    the view minimizes), else None."""
+    if (value >= start) if lower else (value <= start):
+        way = "lower" if lower else "higher"
+        return f"failed: {number(value)}, no {way} than {number(start)} at the start"
+    return None
 
 
 @dataclass(frozen=True)
@@ -178,6 +191,11 @@ class View:
     def objective(self, layer: str, index: int, scale: float = 1.0) -> Objective:
         """The objective it optimizes for filter ``index`` of ``layer``."""
         raise NotImplementedError
+
+    def fitted(self, recipe: Recipe, field: int | None) -> Recipe:
+        """The recipe this view renders with on a layer whose receptive field is ``field`` px (None:
+        unknown); most views render with the recipe as it is."""
+        return recipe
 
     def key_part(self, layer: str, index: int, scale: float = 1.0) -> dict | None:
         """What the view adds to the filter's cache key (None: nothing, the channel view)."""

@@ -62,7 +62,8 @@ class Examples(View):
         def row(side: str, verb: str) -> Row:
             shots = tuple(Shot(p.label or p.source, p.image, p.image, p.activation,
                                f"{side.capitalize()} natural patch {k + 1} of filter {index} of {layer}, "
-                               f"from {p.source}", "example", "pre-activation", p.box)
+                               f"from {p.source}", "example", "pre-activation at the patch's position",
+                               "pre-act.", p.box)
                           for k, p in enumerate(getattr(record, side)))
             return Row(side, f"natural patches that most {verb} filter {index}", shots)
 

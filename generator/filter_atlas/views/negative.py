@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..naming import view_paths
 from ..numbers import activation, number
-from .base import ImageRecord, Made, Outcome, Panel, Shot, Target, View, shown, size_fields
+from .base import ImageRecord, Made, Outcome, Panel, Shot, Target, View, no_better, shown, size_fields
 
 if TYPE_CHECKING:
     from ..engine.objectives import Objective
@@ -38,7 +38,8 @@ class Negative(View):
 
     def panel(self, record: ImageRecord, layer: str, index: int) -> Panel:
         shot = Shot("negative", record.image, record.thumbnail, record.activation,
-                    f"Image that most inhibits filter {index} of {layer}", "negative", "pre-activation")
+                    f"Image that most inhibits filter {index} of {layer}", "negative", "mean pre-activation",
+                    "mean pre-act.", failed=no_better(record.activation, record.start_activation, lower=True))
         note = (f"negative: mean pre-activation {activation(record.activation)} "
                 f"from {number(record.start_activation)} at the start")
         return Panel((shot,), notes=(note,), size=record.size)

@@ -9,18 +9,25 @@ import numpy as np
 
 from ..naming import view_paths
 from ..numbers import number
-from .base import ImageRecord, Made, Outcome, Panel, Shot, Target, View, shown, size_fields
+from .base import ImageRecord, Made, Outcome, Panel, Shot, Target, View, no_better, shown, size_fields
 
 Box = tuple[int, int, int, int]
 
 if TYPE_CHECKING:
     from ..engine.objectives import Objective
+    from ..engine.recipes import Recipe
 
 
 class Neuron(View):
     name = "neuron"
     record = ImageRecord
     place = 1
+
+    def fitted(self, recipe: Recipe, field: int | None) -> Recipe:
+        """The recipe with each jitter at most a quarter of the receptive field: a larger shift moves
+        the centre position off the pattern it is learning from one step to the next, and on
+        block1_conv1 (3 px) Lucid's jitter of 8 and 4 px left 3 of 4 neuron images at 0."""
+        return recipe if field is None else recipe.jitter_at_most(field // 4)
 
     def objective(self, layer: str, index: int, scale: float = 1.0) -> Objective:
         from ..engine.objectives import neuron
@@ -48,7 +55,9 @@ class Neuron(View):
 
     def panel(self, record: ImageRecord, layer: str, index: int) -> Panel:
         shot = Shot("neuron", record.image, record.thumbnail, record.activation,
-                    f"Image that most excites the centre position of filter {index} of {layer}", "neuron")
+                    f"Image that most excites the centre position of filter {index} of {layer}", "neuron",
+                    "activation at the centre position", "centre",
+                    failed=no_better(record.activation, record.start_activation))
         notes = () if record.radius90 is None else \
             (f"neuron: 90% of its contrast within {number(record.radius90)} px of the centre",)
         return Panel((shot,), notes=notes, size=record.size)
