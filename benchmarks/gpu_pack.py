@@ -136,6 +136,8 @@ def _webp(job: tuple[str, str | None, int, int]) -> bytes:
     image = pixels(Path(path), sha)
     if image is None:
         raise PackError(f"{path} is missing or does not match its manifest entry")
+    if path.endswith(".webp") and max(image.shape[:2]) <= side:
+        return Path(path).read_bytes()  # small enough as it is: not encoded twice
     if max(image.shape[:2]) > side:
         image = thumbnail(image, side)
     buffer = io.BytesIO()
@@ -145,12 +147,13 @@ def _webp(job: tuple[str, str | None, int, int]) -> bytes:
 
 def compact(src: Path, dst: Path, side: int = 128, quality: int = 90, workers: int | None = None
             ) -> Compacted:
-    """Copy the atlas (or shard) ``src`` to ``dst`` in the compact form: each channel PNG becomes
-    one WebP of at most ``side`` px (``<index>-<recipe>-channel.webp``, named as the other views'
-    images are) that is its own thumbnail, and its manifest record names it with its SHA-256; the
-    other files the manifest lists are copied as they are (files it does not list stay behind).
-    The record's ``size`` stays the size the image was optimized at (its cache key's). ``dst`` may
-    be ``src``: then the PNGs are removed once the manifest no longer lists them."""
+    """Copy the atlas (or shard) ``src`` to ``dst`` in the compact form: each channel image with a
+    thumbnail of its own (a WebP, or a PNG in atlases from before every view was WebP) becomes one
+    WebP of at most ``side`` px (``<index>-<recipe>-channel.webp``, named as the other views' images
+    are) that is its own thumbnail, and its manifest record names it with its SHA-256; the other
+    files the manifest lists are copied as they are (files it does not list stay behind). The
+    record's ``size`` stays the size the image was optimized at (its cache key's). ``dst`` may be
+    ``src``: then the replaced files are removed once the manifest no longer lists them."""
     from filter_atlas.store import MANIFEST, atlas_lock, atomic_write, encode, read_manifest
     from msgspec.structs import replace
 
@@ -158,7 +161,7 @@ def compact(src: Path, dst: Path, side: int = 128, quality: int = 90, workers: i
     jobs, entries, done = [], [], Compacted()
     for entry in manifest.filters:
         channel = entry.views.channel
-        if channel is not None and channel.image and channel.image.endswith(".png"):
+        if channel is not None and channel.image and channel.thumbnail != channel.image:
             jobs.append((entry, channel))
     with ProcessPoolExecutor(workers) if len(jobs) > POOL_FROM else _Serial() as pool:
         work = [(str(src / c.image), c.sha256, side, quality) for _, c in jobs]
@@ -169,7 +172,7 @@ def compact(src: Path, dst: Path, side: int = 128, quality: int = 90, workers: i
         keep = {rel for rel, _ in entry.files()}
         if id(entry) in converted:
             channel, data = converted[id(entry)]
-            rel = channel.image[:-4] + "-channel.webp"  # not .webp: the pages derive that name from the PNG
+            rel = channel.image.rsplit(".", 1)[0] + "-channel.webp"  # a new name: nothing overwritten
             atomic_write(dst / rel, data)
             old += [src / channel.image] + ([src / channel.thumbnail] if channel.thumbnail else [])
             keep -= {channel.image, channel.thumbnail}

@@ -88,7 +88,8 @@ def cli(capsys, monkeypatch, tmp_path):
     return run
 
 
-def read_pngs(root: Path, pattern: str = "*.png") -> dict[str, bytes]:
+def read_images(root: Path, pattern: str = "*.webp") -> dict[str, bytes]:
+    """Every image file under ``root`` (every view's images are WebP), by relative path."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob(pattern))}
 
 
@@ -117,12 +118,14 @@ def grating(period: float, hue: int, side: int) -> np.ndarray:
 
 
 def write_atlas(out: Path, layers: dict[str, list[int]], *, variants=(("vgg16", "lucid"),),
-                dead: frozenset = frozenset(), size: int = 32, models: bool = True) -> None:
+                dead: frozenset = frozenset(), size: int = 32, models: bool = True,
+                legacy: bool = False) -> None:
     """Write images, thumbnails and ``manifest.json`` through the store, for ``layers`` (name ->
     filter indices) of each (model, recipe) in ``variants``, replacing any atlas in ``out``; a model
     whose name ends in ``-untrained`` is VGG16 with random weights. Images are gratings whose period
-    grows with depth; files are hard links to a few encoded PNGs, so thousands of filters stay cheap."""
-    from filter_atlas.imaging import png_bytes, thumbnail
+    grows with depth; files are hard links to a few encoded images, so thousands of filters stay
+    cheap. ``legacy``: PNG channel images and thumbnails, as rendered before every view was WebP."""
+    from filter_atlas.imaging import png_bytes, thumbnail, webp_bytes
     from filter_atlas.naming import entry_paths
     from filter_atlas.store import (
         SCHEMA,
@@ -146,14 +149,17 @@ def write_atlas(out: Path, layers: dict[str, list[int]], *, variants=(("vgg16", 
         for depth, (layer, indices) in enumerate(layers.items()):
             for index in indices:
                 image, thumb = entry_paths((model, layer, index, recipe))
+                if legacy:
+                    image, thumb = (p.removesuffix(".webp") + ".png" for p in (image, thumb))
                 is_dead = (model, layer, index) in dead
                 if not is_dead:
                     key = (depth, index % 6)
                     if key not in pool:
                         pixels = grating(2.5 + 3 * depth, index % 6, size)
-                        pool[key] = (out / f".pool-{len(pool)}.png", out / f".pool-{len(pool)}-t.png")
-                        pool[key][0].write_bytes(png_bytes(pixels))
-                        pool[key][1].write_bytes(png_bytes(thumbnail(pixels)))
+                        encode = png_bytes if legacy else webp_bytes
+                        pool[key] = (out / f".pool-{len(pool)}", out / f".pool-{len(pool)}-t")
+                        pool[key][0].write_bytes(encode(pixels))
+                        pool[key][1].write_bytes(encode(thumbnail(pixels)))
                     for src, rel in zip(pool[key], (image, thumb), strict=True):
                         (out / rel).parent.mkdir(parents=True, exist_ok=True)
                         (out / rel).unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from filter_atlas.api import compiled
 from filter_atlas.engine.recipes import LUCID
 from filter_atlas.keys import cache_key
 
-from .conftest import DEAD_FILTER, read_pngs
+from .conftest import DEAD_FILTER, read_images
 
 SMALL = ("--size", "32", "--steps", "6", "--recipe", "lucid", "--views", "channel")
 
@@ -65,13 +65,14 @@ def test_render_writes_images_thumbnails_and_manifest(cli, weights_path, vgg16, 
     code, stdout, _ = cli("render", "--weights", weights_path, "--layers", "block1_conv1,block2_conv1",
                           "--sample", "2", "--out", out, "--quiet", *SMALL)
     assert "rendered 0, skipped 4" in stdout
-    before = read_pngs(out)
+    before = read_images(out)
+    assert len(before) == 8  # 4 filters' images and thumbnails
     victim = out / data["filters"][0]["views"]["channel"]["image"]
     victim.write_bytes(victim.read_bytes()[:50])
     code, stdout, _ = cli("render", "--weights", weights_path, "--layers", "block1_conv1,block2_conv1",
                           "--sample", "2", "--out", out, "--quiet", *SMALL)
     assert "rendered 2, skipped 2" in stdout  # the corrupt image's whole batch (its layer)
-    assert read_pngs(out) == before
+    assert read_images(out) == before
     code, stdout, _ = cli("render", "--weights", weights_path, "--layers", "block1_conv1,block2_conv1",
                           "--sample", "2", "--out", out, "--quiet", "--force", *SMALL)
     assert "rendered 4, skipped 0" in stdout
@@ -89,7 +90,7 @@ def test_dead_filter_is_marked_and_ships_no_image(cli, tiny_model_path, tmp_path
     entries = {e["index"]: e for e in manifest(out)["filters"]}
     assert entries[DEAD_FILTER]["dead"] and entries[DEAD_FILTER]["views"]["channel"]["image"] is None
     assert sum(e["dead"] for e in entries.values()) == 1
-    assert len(list((out / "tiny" / "conv_b").glob("*.png"))) == 5
+    assert len(list((out / "tiny" / "conv_b").glob("????-lucid.webp"))) == 5
 
 
 def _command(out: Path, weights: Path, *extra: str) -> list[str]:
@@ -120,7 +121,7 @@ def test_killed_run_resumes_with_identical_results(cli, tmp_path, weights_path):
                           capture_output=True, text=True, check=True)
     assert f"skipped {len(partial['filters'])} fresh" in done.stdout
     assert cli(*_command(clean, weights_path)[3:])[0] == 0  # the same run, whole, in this process
-    assert read_pngs(killed) == read_pngs(clean)
+    assert read_images(killed) == read_images(clean) != {}
     assert not list(killed.rglob("*.tmp"))
     assert _untimed(manifest(killed)["filters"]) == _untimed(manifest(clean)["filters"])
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from filter_atlas.store import MANIFEST, read_manifest
 
-from .conftest import read_pngs
+from .conftest import read_images
 
 NAN_FILTER = 2
 TINY = ("--layers", "conv_b", "--filters", "all", "--size", "32", "--steps", "6", "--views", "channel",
@@ -55,8 +55,8 @@ def test_one_nan_filter_fails_alone_and_is_never_fresh(cli, tiny_model_path, nan
     assert failed["views"]["channel"]["activation"] is None  # null, not a bare NaN
     # the other filters of the batch are the images rendered without the NaN (an image does not
     # depend on what else is rendered); filter 5 of the tiny model is dead in both
-    ours = {k: v for k, v in read_pngs(broken).items() if f"/{NAN_FILTER:04d}-" not in k}
-    theirs = {k: v for k, v in read_pngs(clean).items() if f"/{NAN_FILTER:04d}-" not in k}
+    ours = {k: v for k, v in read_images(broken).items() if f"/{NAN_FILTER:04d}-" not in k}
+    theirs = {k: v for k, v in read_images(clean).items() if f"/{NAN_FILTER:04d}-" not in k}
     assert ours == theirs and len(ours) == 2 * 4  # 4 live filters, image and thumbnail each
     assert not [e for i, e in entries.items() if i != NAN_FILTER and e.get("failed")]
 

@@ -10,7 +10,7 @@ from filter_atlas.spec import build_spec
 from filter_atlas.store import FilterEntry, read_manifest
 from msgspec.structs import replace
 
-from .conftest import read_pngs
+from .conftest import read_images
 
 
 def test_partition_balances_cost_deterministically():
@@ -56,9 +56,9 @@ def test_merged_shards_equal_the_unsharded_run(sharded, tmp_path):
     out = tmp_path / "merged"
     assert merge([sharded / "s3", sharded / "s1", sharded / "s2"], out) == (9, 0)
     assert entries(out) == entries(sharded / "whole")
-    assert read_pngs(out) == read_pngs(sharded / "whole")
-    assert read_pngs(out, "*.webp") == read_pngs(sharded / "whole", "*.webp")  # views and examples
-    assert len(read_pngs(out, "*.webp")) == 9 * (1 + 2 * 9)  # a 32 px view is its own thumbnail
+    assert read_images(out) == read_images(sharded / "whole")
+    # the channel image and its thumbnail, the negative view (at 32 px its own thumbnail), 18 patches
+    assert len(read_images(out)) == 9 * (2 + 1 + 2 * 9)
     assert read_manifest(out).shard is None
 
 
@@ -77,7 +77,7 @@ def test_merge_refuses_missing_duplicate_or_foreign_shards(sharded, tmp_path):
 def test_merge_refuses_a_damaged_image(sharded, tmp_path):
     broken = tmp_path / "s2"
     shutil.copytree(sharded / "s2", broken)
-    victim = next(broken.rglob("*-lucid.png"))
+    victim = next(broken.rglob("????-lucid.webp"))
     victim.write_bytes(victim.read_bytes()[:-10])
     with pytest.raises(AtlasError, match="does not match its manifest entry"):
         merge([sharded / "s1", broken, sharded / "s3"], tmp_path / "m")

@@ -111,7 +111,7 @@ def test_atlas_adds_missing_views_without_rerendering_fresh_ones(cli, weights_pa
     for e in data["filters"]:
         v = e["views"]
         assert set(v) == {"channel", "negative", "neuron", "diversity", "examples"}
-        assert v["channel"]["image"].endswith(f"{e['index']:04d}-lucid.png")
+        assert v["channel"]["image"].endswith(f"{e['index']:04d}-lucid.webp")
         assert v["negative"]["size"] == v["neuron"]["size"] == v["diversity"]["size"] == 40
         assert v["negative"]["activation"] < v["negative"]["start_activation"]
         assert len(v["diversity"]["images"]) == 4 and 0 <= v["diversity"]["similarity"] <= 1

@@ -1,7 +1,8 @@
 """File names in an atlas: one safe path component per name, and where each image of a filter lives.
 
-Paths are relative to the manifest: ``<model>/<layer>/<index>-<recipe>.png`` for the channel
-view, ``...-<view>[-k].webp`` for the others, thumbnails under ``thumbs/``.
+Paths are relative to the manifest: ``<model>/<layer>/<index>-<recipe>.webp`` for the channel
+view (``.png`` in atlases rendered before the views were all WebP), ``...-<view>[-k].webp`` for the
+others, thumbnails under ``thumbs/``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def entry_paths(identity: Identity) -> tuple[str, str]:
     """(image, thumbnail) of a filter's channel view; stable per model/layer/filter/recipe."""
     model, layer, index, recipe = identity
     base = f"{slug(model)}/{slug(layer)}"
-    name = f"{index:04d}-{slug(recipe)}.png"
+    name = f"{index:04d}-{slug(recipe)}.webp"
     return f"{base}/{name}", f"{base}/thumbs/{name}"
 
 

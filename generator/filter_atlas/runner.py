@@ -13,6 +13,7 @@ import time
 from tqdm import tqdm
 
 from .api import render as render_images
+from .imaging import webp_bytes
 from .models import LoadedModel
 from .naming import Identity
 from .plan import Job, Plan
@@ -94,7 +95,7 @@ class Runner:
                 self._failed(job.view, target, outcome)
                 continue
             made = view.made(self.loaded, target, outcome)
-            hashes = self.store.write({rel: view.encode(image) for rel, image in made.files.items()})
+            hashes = self.store.write({rel: webp_bytes(image) for rel, image in made.files.items()})
             record = made.record(hashes, self.run)
             if job.view == "channel":
                 self._enter(target, record)
@@ -135,7 +136,7 @@ class Runner:
             if self.store.entry(target.identity) is None:
                 continue  # no channel view (failed before the entry existed): nothing to join
             made = view.found(target, found.filters[target.layer, target.index], set_name)
-            hashes = self.store.write({rel: view.encode(image) for rel, image in made.files.items()})
+            hashes = self.store.write({rel: webp_bytes(image) for rel, image in made.files.items()})
             self.store.put_view(target.identity, "examples", made.record(hashes, self.run))
         self.store.save()
 

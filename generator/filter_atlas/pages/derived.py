@@ -1,8 +1,8 @@
 """Images derived from the atlas for the site, written by ``filter-atlas pages`` beside the images
-they come from (and committed with them): a WebP of every PNG thumbnail, and of every PNG image
-larger than its thumbnail (its high-density source), lossy at quality 90: what the galleries show,
-while the PNG stays the lossless original that the lightbox opens; and a contrast-stretched WebP of
-every keras-vis image and thumbnail.
+they come from (and committed with them): a contrast-stretched WebP of every keras-vis image and
+thumbnail; and, in an atlas whose channel images are PNG (rendered before every view was WebP), a
+WebP of every PNG thumbnail and of every PNG image larger than its thumbnail (its high-density
+source), lossy at quality 90: what the galleries show, while the PNG is what the lightbox opens.
 
 keras-vis ends by standardizing its image to a standard deviation of 0.1 around grey, so its
 images look nearly blank; the stretched copy maps each colour channel's 1st to 99th percentile

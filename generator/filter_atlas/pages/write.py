@@ -129,7 +129,8 @@ def write_pages(atlas_dir: Path, docs_dir: Path) -> tuple[int, int]:
     derived, images = _derived(atlas_dir, docs_dir, record)
     made = {*pages, *derived}
     stale = [rel for rel in _gallery_pages(docs_dir) if rel not in made]
-    stale += [rel for rel in record.hashes() if rel not in made and rel not in stale
+    own = _atlas_files(atlas_dir, docs_dir)  # an earlier run's derived WebP may be an image now
+    stale += [rel for rel in record.hashes() if rel not in made and rel not in stale and rel not in own
               and present(docs_dir / rel)]
     writes = {**pages, **images}
     refuse_foreign(docs_dir, writes, stale)
@@ -151,8 +152,7 @@ def _derived(atlas_dir: Path, docs_dir: Path,
              record: Record) -> tuple[dict[str, tuple[str, str]], dict[str, bytes]]:
     """Every derived image of the atlas, by path relative to ``docs_dir``: (sha256, key) of each,
     and the bytes of those to write; an image whose file and key are as recorded is kept."""
-    prefix = atlas_dir.resolve().relative_to(docs_dir.resolve()).as_posix()
-    prefix = "" if prefix == "." else prefix + "/"
+    prefix = _prefix(atlas_dir, docs_dir)
     derived: dict[str, tuple[str, str]] = {}
     images: dict[str, bytes] = {}
     for d in derived_images(read_manifest(atlas_dir), atlas_dir):
@@ -164,6 +164,18 @@ def _derived(atlas_dir: Path, docs_dir: Path,
         images[rel] = d.make()
         derived[rel] = (sha256(images[rel]), key)
     return derived, images
+
+
+def _prefix(atlas_dir: Path, docs_dir: Path) -> str:
+    """The atlas folder relative to ``docs_dir``, with a trailing slash ("" for the same folder)."""
+    prefix = atlas_dir.resolve().relative_to(docs_dir.resolve()).as_posix()
+    return "" if prefix == "." else prefix + "/"
+
+
+def _atlas_files(atlas_dir: Path, docs_dir: Path) -> set[str]:
+    """The files the atlas's manifest lists, by path relative to ``docs_dir``."""
+    prefix = _prefix(atlas_dir, docs_dir)
+    return {prefix + rel for e in read_manifest(atlas_dir).filters for rel, _ in e.files()}
 
 
 def check_docs(docs_dir: Path) -> None:

@@ -34,7 +34,7 @@ from .records import (
 
 
 class Store:
-    """The output tree: ``<model>/<layer>/<index>-<recipe>.png``, the views' files, the manifest."""
+    """The output tree: ``<model>/<layer>/<index>-<recipe>.webp``, the views' files, the manifest."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -204,7 +204,8 @@ class Store:
 
     def repair_thumbnails(self) -> int:
         """Rebuild each thumbnail that is missing, empty or undecodable from its intact image, as
-        it was first made: PNG for the channel view, WebP for the others.
+        it was first made: WebP, or PNG where the atlas's channel images are PNG (rendered before
+        every view was WebP).
 
         Returns:
             The number rebuilt. One whose image is damaged too is left alone: the freshness checks
@@ -212,9 +213,9 @@ class Store:
         """
         rebuilt = 0
         for entry in self._by_id.values():
-            for name, record in view_records(entry.views).items():
-                encode = png_bytes if name == "channel" else webp_bytes
+            for record in view_records(entry.views).values():
                 for image, thumb, sha in record.thumbnailed():
+                    encode = png_bytes if thumb.endswith(".png") else webp_bytes
                     if pixels(self.root / thumb) is not None:
                         continue
                     if (found := pixels(self.root / image, sha)) is not None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 import msgspec
 import numpy as np
 
-from ..imaging import SMALL_VIEW, thumbnail, webp_bytes
+from ..imaging import SMALL_VIEW, thumbnail
 from ..naming import Identity
 from ..numbers import number
 from ..sizes import Size
@@ -183,10 +183,6 @@ class View:
     place: ClassVar[int] = 0  # where its shots sit in the unit panel's first row, left to right
     images: ClassVar[int] = 1  # images optimized per filter; 0: not optimized (measured instead)
     scaled: ClassVar[bool] = False  # its objective is weighted by the filter's channel activation
-
-    def encode(self, image: np.ndarray) -> bytes:
-        """The bytes of one of its files (lossy WebP unless a view says otherwise)."""
-        return webp_bytes(image)
 
     def objective(self, layer: str, index: int, scale: float = 1.0) -> Objective:
         """The objective it optimizes for filter ``index`` of ``layer``."""

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..imaging import png_bytes, thumbnail
+from ..imaging import thumbnail
 from ..naming import entry_paths
 from .base import ImageRecord, Made, Outcome, Target, View, size_fields
 
@@ -21,9 +19,6 @@ if TYPE_CHECKING:
 class Channel(View):
     name = "channel"
     record = ImageRecord
-
-    def encode(self, image: np.ndarray) -> bytes:
-        return png_bytes(image)  # lossless: the atlas's own image
 
     def objective(self, layer: str, index: int, scale: float = 1.0) -> Objective:
         from ..engine.objectives import channel
