@@ -251,7 +251,7 @@ def test_init_takes_a_model_file_to_a_browsable_site(models, tmp_path, capsys, m
     config = tomllib.loads((folder / "pyproject.toml").read_text())["tool"]["filter-atlas"]
     assert config == {"model": str(models["gray"]), "layers": ["first conv", "sep"], "sample": 2, "steps": 4,
                       "views": "channel", "out": "docs/atlas"}
-    assert "rendered 4, skipped 0" in out and "mkdocs serve" in out
+    assert "rendered 4, skipped 0" in out and "filter-atlas serve" in out
     site = folder / "site"
     assert '"gray filter atlas"' in (folder / "mkdocs.yml").read_text()
     assert "<title>gray filter atlas" in (site / "index.html").read_text()

@@ -7,8 +7,12 @@ import json
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -597,3 +601,30 @@ def test_cli_builds_with_zensical_and_a_failed_build_keeps_the_site(cli, tmp_pat
     code, _, err = cli("build", "--no-render", "--engine", "zensical", "--mkdocs", MKDOCS)
     assert code == 2 and "zensical builds only docs inside" in err, err
 
+
+def test_serve_serves_the_site_in_one_line(tmp_path):
+    """`filter-atlas serve` serves what `mkdocs serve` would, saying one line: no engine banner."""
+    write_atlas(tmp_path / "docs/atlas", {"block1_conv1": [0]})
+    write_pages(tmp_path / "docs/atlas", tmp_path / "docs")
+    (tmp_path / "mkdocs.yml").write_text(site_config("served atlas"))
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "filter_atlas", "serve", "--dev-addr", address],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://{address}/blocks/block1_conv1.html", timeout=1) as r:
+                    page = r.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("nothing served within 30 s")
+        assert "served atlas" in page and "0000-lucid.webp" in page
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    assert output.splitlines() == [f"serving {tmp_path} at http://{address}/ with mkdocs (Ctrl+C stops)"]

@@ -222,3 +222,17 @@ def test_a_view_that_ends_no_better_than_its_start_is_labelled_failed(vgg16):
     failed, shown = (str(macro(shots[n], "../", tile)) for n in ("full jitter", "capped"))
     assert "<img" not in failed and ">failed</div>" in failed and shots["full jitter"].failed in failed
     assert '<img src="../n.webp"' in shown and "failed" not in shown
+
+
+def test_a_failed_neuron_view_is_neither_measured_nor_counted():
+    from types import SimpleNamespace
+
+    from filter_atlas.pages.statistics import measure_layer
+
+    def tile(activation: float, start: float, radius: float) -> SimpleNamespace:
+        neuron = SimpleNamespace(activation=activation, start_activation=start, radius90=radius)
+        return SimpleNamespace(live=False, file=None, ratio=None,
+                               unit=SimpleNamespace(records=SimpleNamespace(neuron=neuron)))
+
+    stats = measure_layer([tile(5.0, 1.0, 10.0), tile(7.0, 2.0, 14.0), tile(0.0, 0.7, 60.0)], 8)
+    assert (stats.neuron_images, stats.neuron_radius, stats.neuron_fraction) == (2, 12.0, 3.0)

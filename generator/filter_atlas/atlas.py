@@ -16,6 +16,7 @@ from .errors import AtlasError
 from .examples import ExamplesResult, find_examples
 from .keys import set_key
 from .models import LoadedModel, Size, load_model
+from .models.kernels import first_kernels
 from .naturals import ImageSet, resolve_set
 from .plan import Layer, Model, Plan, plan
 from .runner import Runner
@@ -24,6 +25,7 @@ from .spec import AtlasSpec
 from .store import (
     LISTED,
     ConvLayerRecord,
+    KernelsRecord,
     ModelRecord,
     NaturalImageRecord,
     NaturalSetRecord,
@@ -88,7 +90,17 @@ def model_record(loaded: LoadedModel, size: Size) -> ModelRecord:
         weights_file_sha256=file_sha, trained=loaded.trained, preprocess=loaded.preprocess,
         **size_fields(size, "input_size", "input_width"),
         layers=tuple(ConvLayerRecord(c.name, c.filters, tuple(c.output_shape), c.receptive_field)
-                     for c in loaded.conv_layers(size)))
+                     for c in loaded.conv_layers(size)),
+        kernels=kernels_record(loaded))
+
+
+def kernels_record(loaded: LoadedModel) -> KernelsRecord | None:
+    """The first conv layer's kernels, where they act on R, G and B (4 significant digits)."""
+    found = first_kernels(loaded)
+    if found is None:
+        return None
+    name, kernel = found
+    return KernelsRecord(name, kernel.shape, tuple(float(f"{w:.4g}") for w in kernel.ravel()))
 
 
 def run_record() -> RunRecord:

@@ -1,4 +1,4 @@
-"""The filter-atlas command line: layers, render, merge, pages, build and init.
+"""The filter-atlas command line: layers, render, naturals, merge, pages, build, serve and init.
 
 Bad input ends with one line on stderr and exit code 2, never a traceback.
 """
@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--site", type=Path, help="output folder (default: the configuration's site_dir)")
     build.add_argument("--no-render", action="store_true", help="skip rendering: pages and site only")
     build.add_argument("--quiet", action="store_true", help="log lines instead of progress bars")
+    serve = sub.add_parser("serve", help="serve the site at http://127.0.0.1:8000, rebuilt as files change")
+    serve.add_argument("--mkdocs", type=Path, default=Path("mkdocs.yml"),
+                       help="the site's configuration (default: ./mkdocs.yml)")
+    serve.add_argument("--engine", choices=("mkdocs", "zensical"), default="mkdocs")
+    serve.add_argument("--dev-addr", default="127.0.0.1:8000", metavar="IP:PORT")
+    serve.set_defaults(backend=None)
     init = sub.add_parser("init", parents=[common, choose],
                           help="a new atlas folder for a model: mkdocs.yml, [tool.filter-atlas], build")
     init.add_argument("folder", type=Path, metavar="DIR", help="the atlas's folder (made if missing)")
@@ -131,6 +137,11 @@ def _run(args: argparse.Namespace) -> int:
                   "recipe", "precision", "steps", "batch", "out", "views", "views_size", "examples")}
     if args.command == "init":
         return _init(args, overrides)
+    if args.command == "serve":
+        from .site import serve_site
+
+        serve_site(args.mkdocs, args.dev_addr, args.engine)
+        return 0
     if args.command == "merge":
         from .shards import merge
 
@@ -245,7 +256,7 @@ def _init(args: argparse.Namespace, overrides: dict) -> int:
         _build(spec, args, Path("docs"), Path("mkdocs.yml"), None, render=True)
     finally:
         os.chdir(here)
-    print(f"browse it: cd {folder} && mkdocs serve   (or open {folder / 'site/index.html'})")
+    print(f"browse it: cd {folder} && filter-atlas serve   (or open {folder / 'site/index.html'})")
     return 0
 
 

@@ -30,6 +30,7 @@ class LayerStats:
     ratio: float | None  # achieved activation / best natural-photo activation
     neuron_radius: float | None = None  # neuron view: px around the centre holding 90% of the contrast
     neuron_fraction: float | None = None  # that radius's diameter over the receptive field side
+    neuron_images: int = 0  # the neuron images measured (failed ones are no result)
 
 
 def image_stats(path: Path) -> tuple[float, float]:

@@ -66,6 +66,52 @@ def build_site(config_file: Path, docs_dir: Path | None = None, site_dir: Path |
         AtlasError: No configuration, an unknown or missing engine, or the build failed (with the
             warnings that failed it).
     """
+    text = _configuration(config_file, engine)
+    if docs_dir:
+        text = _inherit_from(text, docs_dir)
+    if engine == "zensical":
+        return _zensical(config_file, text, docs_dir, site_dir, site_url)
+    return _mkdocs(config_file, text, docs_dir, site_dir, site_url)
+
+
+def serve_site(config_file: Path, address: str = "127.0.0.1:8000", engine: str = "mkdocs") -> None:
+    """Serve the site, rebuilt as its files change, until interrupted; one line instead of the
+    engines' own start-up notices (Material for MkDocs prints its end-of-life banner only when the
+    program is ``mkdocs``).
+
+    Args:
+        config_file: The site's configuration (``mkdocs.yml``).
+        address: ``IP:PORT`` to serve at.
+        engine: ``mkdocs`` (with Material for MkDocs) or ``zensical``.
+
+    Raises:
+        AtlasError: No configuration, an unknown or missing engine, or the server failed.
+    """
+    _configuration(config_file, engine)
+    print(f"serving {config_file.resolve().parent} at http://{address}/ with {engine} (Ctrl+C stops)",
+          flush=True)
+    if engine == "zensical":
+        _zensical_installed()
+        try:
+            done = subprocess.run([sys.executable, "-m", "zensical", "serve", "--config-file",
+                                   str(config_file), "--dev-addr", address], cwd=config_file.resolve().parent,
+                                  env={**os.environ, "NO_COLOR": "1"}, check=False)
+        except KeyboardInterrupt:  # Ctrl+C reached the server too: it stops
+            return
+        if done.returncode not in (0, -2, 130):  # -2, 130: interrupted
+            raise AtlasError(f"zensical serve stopped with exit status {done.returncode}")
+        return
+    from mkdocs.commands.serve import serve
+    from mkdocs.exceptions import MkDocsException
+
+    try:
+        serve(config_file=str(config_file), dev_addr=address)
+    except (MkDocsException, OSError) as exc:
+        raise AtlasError(f"mkdocs serve failed: {exc}") from exc
+
+
+def _configuration(config_file: Path, engine: str) -> str:
+    """The text of the site's configuration, refused in one line if it cannot serve."""
     if engine not in ENGINES:
         raise AtlasError(f"unknown engine {engine!r}: choose {' or '.join(ENGINES)}")
     if not config_file.is_file():
@@ -75,11 +121,14 @@ def build_site(config_file: Path, docs_dir: Path | None = None, site_dir: Path |
         raise AtlasError(f"{config_file} lists the {plugin.group(1)} plugin, which filter-atlas no longer "
                          f"uses: replace the file by 'INHERIT: docs/{SITE_CONFIG}' and your site_name "
                          "(what `filter-atlas init` writes), then build again")
-    if docs_dir:
-        text = _inherit_from(text, docs_dir)
-    if engine == "zensical":
-        return _zensical(config_file, text, docs_dir, site_dir, site_url)
-    return _mkdocs(config_file, text, docs_dir, site_dir, site_url)
+    return text
+
+
+def _zensical_installed() -> None:
+    try:
+        import zensical  # noqa: F401
+    except ImportError:
+        raise AtlasError("the zensical engine is not installed: pip install zensical") from None
 
 
 def _inherit_from(text: str, docs_dir: Path) -> str:
@@ -132,10 +181,7 @@ def _zensical(config_file: Path, text: str, docs_dir: Path | None, site_dir: Pat
               site_url: str | None) -> Path:
     """Zensical's build in the configuration's folder (its project root, which must hold the docs;
     Zensical keeps its cache there, in ``.cache``), then moved to the site directory."""
-    try:
-        import zensical  # noqa: F401
-    except ImportError:
-        raise AtlasError("the zensical engine is not installed: pip install zensical") from None
+    _zensical_installed()
     root = config_file.resolve().parent
     settings = _settings(config_file, text)
     docs = docs_dir.resolve() if docs_dir else (root / str(settings.get("docs_dir") or "docs")).resolve()

@@ -42,7 +42,7 @@ def measure_layer(tiles: Sequence[Tile], receptive_field: int | None) -> LayerSt
         return stats
     radius = round(statistics.median(radii), 1)
     fraction = round(2 * radius / receptive_field, 2) if receptive_field else None
-    return replace(stats, neuron_radius=radius, neuron_fraction=fraction)
+    return replace(stats, neuron_radius=radius, neuron_fraction=fraction, neuron_images=len(radii))
 
 
 def neuron_trend(atlas: Arrangement) -> list[tuple[str, float, float | None, int | None]]:

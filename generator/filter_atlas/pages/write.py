@@ -24,6 +24,7 @@ from .chart import depth_chart, progression_chart
 from .commands import missing_untrained, recipe_commands, reproduce_commands
 from .depth import chance_tail, depth_story
 from .derived import dense, derived_images, stretched, webp
+from .kernels import kernel_figure, kernel_summary
 from .notes import block_note
 from .ownership import Record, present, read_record, refuse_foreign, sha256, write_record
 from .prose import frequency_summary, neuron_summary
@@ -55,6 +56,7 @@ def _environment() -> Environment:
                        reproduce_commands=reproduce_commands, recipe_commands=recipe_commands,
                        missing_untrained=missing_untrained, depth_chart=depth_chart,
                        depth_story=depth_story, chance_tail=chance_tail,
+                       kernel_figure=kernel_figure, kernel_summary=kernel_summary,
                        coarse_count=len(set(coarse_categories().values())), category_classes=category_classes)
     env.tests["dense"] = dense
     return env

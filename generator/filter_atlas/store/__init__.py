@@ -13,6 +13,7 @@ from .records import (
     SCHEMA,
     ConvLayerRecord,
     FilterEntry,
+    KernelsRecord,
     Manifest,
     ModelRecord,
     NaturalImageRecord,
@@ -23,8 +24,8 @@ from .records import (
 )
 from .store import Store
 
-__all__ = ["LISTED", "LOCK", "MANIFEST", "SCHEMA", "ConvLayerRecord", "FilterEntry", "Manifest",
-           "ModelRecord", "NaturalImageRecord", "NaturalSetRecord", "RunRecord", "ShardLabel", "Store",
-           "Views",
+__all__ = ["LISTED", "LOCK", "MANIFEST", "SCHEMA", "ConvLayerRecord", "FilterEntry", "KernelsRecord",
+           "Manifest", "ModelRecord", "NaturalImageRecord", "NaturalSetRecord", "RunRecord", "ShardLabel",
+           "Store", "Views",
            "atlas_lock", "atomic_write", "decode", "encode", "finite", "read_manifest", "slug",
            ]

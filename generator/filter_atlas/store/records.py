@@ -101,6 +101,15 @@ class ConvLayerRecord(Strict, frozen=True):
     receptive_field: int  # input pixels (per side) one output position sees
 
 
+class KernelsRecord(Strict, frozen=True):
+    """The weights of a model's first conv layer where its input is the image's three colour
+    channels: what can be drawn directly."""
+
+    layer: str
+    shape: tuple[int, int, int, int]  # kernel height, width, 3 (R, G, B), filters
+    weights: tuple[float, ...]  # in ``shape``'s order (C order), colour channels as R, G, B
+
+
 class ModelRecord(Strict, frozen=True):
     """What the manifest says about a model: weights, preprocessing and its conv layers."""
 
@@ -114,6 +123,7 @@ class ModelRecord(Strict, frozen=True):
     source: str | None = None  # the model file's path (``spec.shown_path``) or the keras.applications name
     input_width: int | None = None  # for a non-square input
     weights_file_sha256: str | None = None  # sha256 of the file the weights were read from, if any
+    kernels: KernelsRecord | None = None  # its first conv layer's, where they act on R, G and B
 
     @property
     def from_file(self) -> bool:
