@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from ..imaging import THUMB_SIDE
 from ..progression import MAX_MEASURED
 from ..semantics import category_classes, coarse_categories
-from ..store import atomic_write, read_manifest, slug
+from ..store import Manifest, atomic_write, read_manifest, slug
 from .arrangement import BLOCKS, arrange
 from .chart import depth_chart, progression_chart
 from .commands import missing_untrained, recipe_commands, reproduce_commands
@@ -128,10 +128,12 @@ def write_pages(atlas_dir: Path, docs_dir: Path) -> tuple[int, int]:
     """
     pages = {rel: text.encode("utf-8") for rel, text in render_pages(atlas_dir, docs_dir).items()}
     record = read_record(docs_dir)
-    derived, images = _derived(atlas_dir, docs_dir, record)
+    manifest = read_manifest(atlas_dir)
+    derived, images = _derived(manifest, atlas_dir, docs_dir, record)
     made = {*pages, *derived}
     stale = [rel for rel in _gallery_pages(docs_dir) if rel not in made]
-    own = _atlas_files(atlas_dir, docs_dir)  # an earlier run's derived WebP may be an image now
+    prefix = _prefix(atlas_dir, docs_dir)  # an earlier run's derived WebP may be an atlas image now:
+    own = {prefix + rel for e in manifest.filters for rel, _ in e.files()}
     stale += [rel for rel in record.hashes() if rel not in made and rel not in stale and rel not in own
               and present(docs_dir / rel)]
     writes = {**pages, **images}
@@ -150,14 +152,14 @@ def write_pages(atlas_dir: Path, docs_dir: Path) -> tuple[int, int]:
     return len(made), changed
 
 
-def _derived(atlas_dir: Path, docs_dir: Path,
+def _derived(manifest: Manifest, atlas_dir: Path, docs_dir: Path,
              record: Record) -> tuple[dict[str, tuple[str, str]], dict[str, bytes]]:
     """Every derived image of the atlas, by path relative to ``docs_dir``: (sha256, key) of each,
     and the bytes of those to write; an image whose file and key are as recorded is kept."""
     prefix = _prefix(atlas_dir, docs_dir)
     derived: dict[str, tuple[str, str]] = {}
     images: dict[str, bytes] = {}
-    for d in derived_images(read_manifest(atlas_dir), atlas_dir):
+    for d in derived_images(manifest, atlas_dir):
         rel, key = prefix + d.rel, d.key()
         old, path = record.derived.get(rel), docs_dir / prefix / d.rel
         if old and old[1] == key and path.is_file() and sha256(path.read_bytes()) == old[0]:
@@ -172,12 +174,6 @@ def _prefix(atlas_dir: Path, docs_dir: Path) -> str:
     """The atlas folder relative to ``docs_dir``, with a trailing slash ("" for the same folder)."""
     prefix = atlas_dir.resolve().relative_to(docs_dir.resolve()).as_posix()
     return "" if prefix == "." else prefix + "/"
-
-
-def _atlas_files(atlas_dir: Path, docs_dir: Path) -> set[str]:
-    """The files the atlas's manifest lists, by path relative to ``docs_dir``."""
-    prefix = _prefix(atlas_dir, docs_dir)
-    return {prefix + rel for e in read_manifest(atlas_dir).filters for rel, _ in e.files()}
 
 
 def check_docs(docs_dir: Path) -> None:
