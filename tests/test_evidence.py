@@ -184,3 +184,31 @@ def test_coarse_categories_on_the_cards_and_the_shallow_to_deep_page(model, labe
                    if line.startswith("| [") and f"#{layer.name})" in line)
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert cells[5] == number(mean, 2) and cells[6] == f"{number(100 * share)}%", row
+
+
+def test_the_pass_keeps_the_copies_an_examples_view_lists_and_removes_the_rest(model, labelled, tmp_path):
+    """Copies are shared: the evidence pass removes a copy of its set only where neither an
+    evidence file nor an examples view of the manifest lists it."""
+    from filter_atlas.naming import copy_path
+    from filter_atlas.store import Store
+    from filter_atlas.views import ExamplesRecord, PatchRecord
+
+    from .conftest import write_atlas
+
+    folder, _ = labelled
+    out = tmp_path / "atlas"
+    out.mkdir()
+    write_atlas(out, {"block1_conv1": [0]})
+    kept, stray = (copy_path(folder.name, name) for name in ("n77777777_kept.png", "n88888888_stray.png"))
+    for rel in (kept, stray):
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(b"RIFF")
+    store = Store(out)
+    patch = PatchRecord("n77777777_kept.png", (0, 0, 1, 1), 1.0, kept, "kept")
+    store.put_view(("vgg16", "block1_conv1", 0, "lucid"), "examples",
+                   ExamplesRecord(set=folder.name, size=SIZE, key="k", top=(patch,), bottom=()))
+    store.save()
+    summary = natural_evidence(_spec(folder, out), model, quiet=True, cache_dir=tmp_path / "cache")
+    used = {image.copy for image in read_evidence(summary.path).images if image.copy}
+    assert used and all((out / rel).is_file() for rel in used)
+    assert (out / kept).is_file() and not (out / stray).exists()

@@ -84,7 +84,7 @@ def test_the_image_with_the_detected_colour_is_the_top_example(colour_model, fol
     assert top[0].source == "b/red.png" and top[0].activation == pytest.approx(255.0)
     x0, y0, x1, y1 = top[0].box
     assert 20 <= x0 < x1 <= 28 and 4 <= y0 < y1 <= 12  # the 1x1 field lies on the red square
-    assert (top[0].image == (255, 0, 0)).all()
+    assert (load_image(folder / top[0].source, SIZE)[y0:y1, x0:x1] == (255, 0, 0)).all()
     area = result.filters["area", 0].top[0]
     x0, y0, x1, y1 = area.box
     assert area.source == "b/red.png" and x1 - x0 == y1 - y0 == 6
@@ -152,8 +152,6 @@ def _same(a, b) -> bool:
     return a.keys() == b.keys() and all(
         (x.best_mean, [(p.source, p.box, p.activation) for p in x.top + x.bottom])
         == (y.best_mean, [(p.source, p.box, p.activation) for p in y.top + y.bottom])
-        and all(np.array_equal(p.image, q.image) for p, q in zip(x.top + x.bottom, y.top + y.bottom,
-                                                                 strict=True))
         for x, y in ((a[key], b[key]) for key in a))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -62,12 +63,13 @@ def test_committed_manifest_round_trips_byte_for_byte(tmp_path):
 
 def test_schema_1_manifest_migrates_with_every_value_kept(tmp_path):
     """A copy of the committed manifest as schema 1 wrote it (before this package's schema 2):
-    every entry's channel fields move into its channel view, nothing else changes."""
+    every entry's channel fields move into its channel view; each natural patch's file of its own
+    becomes its photo's copy (schema 3); nothing else changes."""
     old = json.loads(gzip.decompress((REPO / "tests/data/manifest-v1.json.gz").read_bytes()))
     assert old["schema"] == 1
     (tmp_path / MANIFEST).write_text(json.dumps(old))
     manifest = read_manifest(tmp_path)
-    assert manifest.schema == 2 and len(manifest.filters) == len(old["filters"])
+    assert manifest.schema == 3 and len(manifest.filters) == len(old["filters"])
     rows = sorted(old["filters"], key=lambda e: (e["model"], e["layer"], e["index"], e["recipe"]))
     for raw, entry in zip(rows, manifest.filters, strict=True):
         channel = {k: v for k, v in (raw.get("views") or {}).get("channel", {}).items() if v is not None}
@@ -78,11 +80,20 @@ def test_schema_1_manifest_migrates_with_every_value_kept(tmp_path):
             (raw["natural_activation"], raw["dead"], raw["seed"])
         for view, record in (raw.get("views") or {}).items():
             written = json.loads(msgspec.json.encode(getattr(entry.views, view)))
-            assert written == {k: v for k, v in record.items() if v is not None}, view
+            expected = {k: v for k, v in record.items() if v is not None}
+            if view == "examples":  # ImageNet names: n01817953_African_grey.JPEG -> lower case + hash
+                for side in ("top", "bottom"):
+                    for patch in expected[side]:
+                        del patch["image"]
+                        stem = patch["source"].rsplit(".", 1)[0]
+                        name = stem if stem == stem.lower() else \
+                            f"{stem.lower()}-{hashlib.sha256(stem.encode()).hexdigest()[:8]}"
+                        patch["copy"] = f"naturals/{record['set']}/{name}.webp"
+            assert written == expected, view
     assert json.loads(msgspec.json.encode(manifest.models)) == old["models"]
-    Store(tmp_path).save()  # the next save writes schema 2, with the same values
+    Store(tmp_path).save()  # the next save writes schema 3, with the same values
     again = json.loads((tmp_path / MANIFEST).read_text())
-    assert again["schema"] == 2 and "image" not in again["filters"][0]
+    assert again["schema"] == 3 and "image" not in again["filters"][0]
     assert read_manifest(tmp_path) == manifest
 
 
@@ -152,8 +163,8 @@ def delete(*keys: str | int) -> Callable[[dict], None]:
     (set_in("runs", "run0", "versions", "keras", value=3),
      "Expected `str`, got `int` - at `$.runs[...].versions"),
     (set_in("shard", value={"index": 1, "count": 2}), "missing required field `plan` - at `$.shard`"),
-    (set_in("schema", value=3), "has an unknown schema (3, expected 2 or older)"),
-    (delete("schema"), "has an unknown schema (None, expected 2 or older)"),
+    (set_in("schema", value=4), "has an unknown schema (4, expected 3 or older)"),
+    (delete("schema"), "has an unknown schema (None, expected 3 or older)"),
 ])
 def test_reader_names_what_is_wrong(atlas, change, message):
     path = rewrite(atlas, change)

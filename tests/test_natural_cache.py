@@ -42,7 +42,7 @@ def _find(model, photos: Path, cache: Path):
 
 def _summary(result) -> dict:
     """Everything a result says about each filter, comparable with ==."""
-    return {key: (found.best_mean, [(p.source, p.box, p.activation, p.image.tobytes())
+    return {key: (found.best_mean, [(p.source, p.box, p.activation, p.label)
                                     for p in found.top + found.bottom])
             for key, found in result.filters.items()}
 

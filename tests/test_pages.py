@@ -114,7 +114,8 @@ def check_site(site: Path, pages: dict[str, Html], base: str = "/") -> None:
             assert len({a["id"] for a in anchored}) == len(anchored) == len(tiles) > 0
             assert all(i.get("loading") == "lazy" for i in images)
         zooms = [a["href"] for tag, a in page.tags if tag == "a" and a.get("class") == "glightbox"]
-        assert len(zooms) == len(images) and not any("/thumbs/" in z for z in zooms)
+        patches = [c for c in crops if " natural patch " in c["alt"]]  # a unit panel's: zoomable
+        assert len(zooms) == len(images) + len(patches) and not any("/thumbs/" in z for z in zooms)
         lightbox = [a for tag, a in page.tags if tag == "script" and "glightbox" in a.get("src", "")]
         assert len(lightbox) == (1 if zooms else 0) and all("defer" in a for a in lightbox), name
 
@@ -159,7 +160,7 @@ def test_committed_pages_are_fresh_and_build_strictly(tmp_path):
         shown |= {v.neuron.thumbnail} if v.neuron and (
             v.neuron.activation > v.neuron.start_activation) else set()
         shown |= set(v.diversity.thumbnails if v.diversity else ())
-        shown |= {p.image for p in (*v.examples.top, *v.examples.bottom)} if v.examples else set()
+        shown |= {p.copy for p in (*v.examples.top, *v.examples.bottom)} if v.examples else set()
     evidence = read_evidence(evidence_path(atlas, "vgg16"))
     if evidence:  # the cards: each filter's top 4 patches, drawn from the set's copies
         shown |= {evidence.images[i].copy for layer in evidence.layers for top in layer.top.image

@@ -233,7 +233,7 @@ def test_every_gallery_image_loads_and_zooms_to_full_size(browser, committed):
     for views in (e.get("views", {}) for e in manifest["filters"]):  # the unit panels' images, as they are
         live |= {v["thumbnail"] for k, v in views.items() if k in ("negative", "neuron")}
         live |= set(views.get("diversity", {}).get("thumbnails", ()))
-        live |= {p["image"] for side in ("top", "bottom") for p in views.get("examples", {}).get(side, ())}
+        live |= {p["copy"] for side in ("top", "bottom") for p in views.get("examples", {}).get(side, ())}
     assert galleries and live
     seen = set()
     # Each gallery page that shows a rendered filter; Zensical's site, whose files the previous
@@ -299,6 +299,18 @@ def test_a_unit_panel_zooms_each_view_to_its_full_size(browser, committed):
     visit.page.keyboard.press("Escape")
     visit.page.wait_for_function("() => !document.querySelector('.glightbox-container')")
     assert visit.page.evaluate("document.activeElement.href") == diverse.nth(1).evaluate("a => a.href")
+    # A natural patch is a square window onto its photo's copy that shows the patch's box.
+    examples = entry["views"]["examples"]
+    window = panel.locator(".fa-example .fa-window").first
+    window.scroll_into_view_if_needed()
+    geo = window.evaluate("""w => { const i = w.querySelector('img'); i.scrollIntoView();
+        const a = w.getBoundingClientRect(), b = i.getBoundingClientRect();
+        return {left: a.left, top: a.top, width: a.width, height: a.height, x: b.left, y: b.top,
+                scale: b.width, done: i.complete && i.naturalWidth > 0}; }""")
+    x0, y0, x1, y1 = (v * geo["scale"] / examples["size"] for v in examples["top"][0]["box"])
+    assert geo["done"] and geo["width"] > 20 and abs(geo["width"] - geo["height"]) <= 1, geo
+    assert geo["left"] - 1 <= geo["x"] + x0 and geo["x"] + x1 <= geo["left"] + geo["width"] + 1, geo
+    assert geo["top"] - 1 <= geo["y"] + y0 and geo["y"] + y1 <= geo["top"] + geo["height"] + 1, geo
     visit.check()
 
 

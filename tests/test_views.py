@@ -16,6 +16,7 @@ from filter_atlas.models import LoadedModel, receptive_geometry
 from filter_atlas.models.geometry import centre_box
 from filter_atlas.views import VIEWS
 from filter_atlas.views.diversity import IMAGES, scale
+from filter_atlas.views.examples import window
 from filter_atlas.views.neuron import radius90
 from PIL import Image
 
@@ -66,6 +67,17 @@ def test_radius90_of_a_disc():
     assert 6.5 < radius90(image, (20, 30)) <= 8.0
     assert radius90(image, (50, 10)) > 30  # measured from another centre: far larger
     assert radius90(np.full((8, 8, 3), 127, dtype="uint8"), (4, 4)) < 1.0
+
+
+def test_a_patch_window_centres_its_box_with_context_inside_the_photo():
+    # A 3 px box in a 224 px image: a 32 px window, so the copy is 700% of it; centred on
+    # x = 97.5 the window starts at 81.5 px = 254.7% of its side.
+    assert window((96, 144, 99, 147), (224, 224)) == (700, 255, 405)
+    assert window((0, 0, 3, 3), (224, 224)) == (700, 0, 0)  # at the corner: no offset past the edge
+    assert window((221, 221, 224, 224), (224, 224)) == (700, 600, 600)  # 192 px = 6 sides
+    assert window((10, 20, 110, 120), (224, 224)) == (224, 10, 20)  # a box wider than 32: itself
+    # A 212 px box in a 100 x 160 image: a 100 px window (the image's height), centred on x = 106.
+    assert window((0, 0, 212, 212), (100, 160)) == (160, 56, 0)
 
 
 def test_diversity_scale_is_one_significant_figure():
@@ -120,8 +132,13 @@ def test_atlas_adds_missing_views_without_rerendering_fresh_ones(cli, weights_pa
         tops = [p["activation"] for p in v["examples"]["top"]]
         assert tops == sorted(tops, reverse=True) and tops[0] >= v["examples"]["bottom"][0]["activation"]
         for rel in [v["negative"]["image"], v["neuron"]["thumbnail"], *v["diversity"]["images"],
-                    *(p["image"] for p in v["examples"]["top"])]:
+                    *(p["copy"] for p in v["examples"]["top"])]:
             assert (out / rel).is_file()
+    # The patches are windows onto one copy per photo, shared by both filters: no file per patch.
+    copies = {p["copy"] for e in data["filters"] for side in ("top", "bottom")
+              for p in e["views"]["examples"][side]}
+    assert copies == {f"naturals/photos/{p.stem}.webp" for p in (tmp_path / "photos").glob("p*.png")}
+    assert not [p for p in out.rglob("*.webp") if "examples" in p.name]
 
     before = _mtimes(out)
     code, stdout, err = cli(*base, "--views", "all", "--views-size", "40")

@@ -160,7 +160,7 @@ def render(spec: AtlasSpec, quiet: bool = False, force: bool = False, shard: Sha
     for view in ("channel", *(v for v in OPTIMIZED if v in spec.views)):
         runner.run_view(view)
     for job in todo.examples:
-        runner.write_examples(job, found, found.set.name)
+        runner.write_examples(job, found)
     store.save()
     return Summary(runner.rendered, todo.skipped, runner.dead, spec.out / "manifest.json", len(runner.failed))
 

@@ -4,20 +4,18 @@ downscaled copies of the set's images that the site draws the patches from."""
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from .atlas import model_record
+from .copies import COPY_QUALITY, COPY_SIDE, prune_copies, write_copy
 from .examples import CACHE_VERSION, LayerPicks, Measured, measure
 from .keys import digest, set_key, size_key
 from .models import LoadedModel
-from .naming import slug
-from .naturals import ImageSet, load_image, resolve_set
+from .naturals import ImageSet, resolve_set
 from .sizes import as_size
 from .spec import AtlasSpec
 from .store import Store
@@ -32,12 +30,8 @@ from .store.evidence import (
     read_evidence,
     write_evidence,
 )
-from .store.files import atlas_lock, atomic_write
+from .store.files import atlas_lock
 from .views.examples import K
-
-COPY_SIDE = 160  # px: the site's copies of the set's images (boxes scale by COPY_SIDE / size)
-COPY_QUALITY = 75  # WebP
-COPIES = "naturals"  # <atlas>/naturals/<set>/: the copies
 
 
 @dataclass(frozen=True)
@@ -88,13 +82,14 @@ def natural_evidence(spec: AtlasSpec, loaded: LoadedModel, quiet: bool = False, 
     found = measure(loaded, [c.name for c in convs], image_set, size, k=K, cache_dir=cache_dir,
                     progress=not quiet)
     fields = {c.name: c.receptive_field for c in convs}
+    store = Store(Path(spec.out))
     with atlas_lock(Path(spec.out)):
-        copies = _write_copies(Path(spec.out), image_set, found, loaded.channels, path, quiet)
+        copies = _write_copies(Path(spec.out), image_set, found, loaded.channels, path, store.listed_files(),
+                               quiet)
         images = tuple(EvidenceImage(n.name, n.label, copies.get(i)) for i, n in enumerate(image_set.sources))
         layers = tuple(_layer(name, picks, fields[name]) for name, picks in found.layers.items())
         write_evidence(path, Evidence(EVIDENCE_SCHEMA, loaded.slug, image_set.name, image_set.description,
                                       key, size, COPY_SIDE, found.used, len(found.skipped), images, layers))
-    store = Store(Path(spec.out))  # the model's record (layers, receptive fields) for the pages
     store.describe_model(loaded.slug, model_record(loaded, size))
     store.save()
     return EvidenceSummary(path, False, count, len(convs), found.used, found.cached)
@@ -122,47 +117,24 @@ def _round(value: float) -> float:
     return float(f"{float(value):.4g}")
 
 
-def _copies_folder(atlas_dir: Path, set_name: str) -> Path:
-    return atlas_dir / COPIES / slug(set_name)
-
-
-def _copy_name(image_name: str) -> str:
-    return slug(Path(image_name).with_suffix("").as_posix()) + ".webp"
-
-
 def _write_copies(atlas_dir: Path, image_set: ImageSet, found: Measured, channels: int, own: Path,
-                  quiet: bool) -> dict[int, str]:
-    """Downscaled copies of every image some patch uses (as the model saw it: resized and
-    centre-cropped to the measured size); copies that no model's evidence uses any more are
-    removed (``own``: this model's evidence file, about to be replaced). Returns each used
-    image's copy, relative to the atlas folder."""
+                  listed: set[str], quiet: bool) -> dict[int, str]:
+    """The copies of every image some patch uses; copies that neither another model's evidence
+    nor the manifest (``listed``: its files; examples views list their copies) uses any more are
+    removed (``own``: this model's evidence file, about to be replaced). Returns each used image's
+    copy, relative to the atlas folder."""
     used = sorted({int(i) for picks in found.layers.values() for pick in (picks.top, picks.bottom)
                    for i in np.unique(pick[1]) if i >= 0})
-    folder = _copies_folder(atlas_dir, image_set.name)
-    folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for order in tqdm(used, desc="copies", unit="img", disable=quiet, dynamic_ncols=True):
-        natural = image_set.sources[order]
-        pixels = load_image(natural.path, found.size, channels)
-        if pixels is None:
-            continue
-        image = Image.fromarray(pixels if pixels.shape[-1] == 3 else pixels[..., 0])
-        h, w = found.size
-        side = (COPY_SIDE, round(COPY_SIDE * w / h)) if h >= w else (round(COPY_SIDE * h / w), COPY_SIDE)
-        data = io.BytesIO()
-        image.resize((side[1], side[0]), Image.Resampling.LANCZOS).save(
-            data, "WEBP", quality=COPY_QUALITY, method=6)
-        name = _copy_name(natural.name)
-        if not (folder / name).is_file() or (folder / name).read_bytes() != data.getvalue():
-            atomic_write(folder / name, data.getvalue())
-        out[order] = (folder / name).relative_to(atlas_dir).as_posix()
-    keep = set(out.values())
+        rel = write_copy(atlas_dir, image_set.name, image_set.sources[order], found.size, channels)
+        if rel is not None:
+            out[order] = rel
+    keep = set(out.values()) | listed
     for other in atlas_dir.glob(f"*/{EVIDENCE}"):
         evidence = read_evidence(other) if other != own else None
         keep |= {image.copy for image in evidence.images if image.copy} if evidence else set()
-    for stale in folder.glob("*.webp"):
-        if stale.relative_to(atlas_dir).as_posix() not in keep:
-            stale.unlink()
+    prune_copies(atlas_dir, image_set.name, keep)
     return out
 
 

@@ -2,13 +2,14 @@
 
 Paths are relative to the manifest: ``<model>/<layer>/<index>-<recipe>.webp`` for the channel
 view (``.png`` in atlases rendered before the views were all WebP), ``...-<view>[-k].webp`` for the
-others, thumbnails under ``thumbs/``.
+others, thumbnails under ``thumbs/``; the natural sets' copies under ``naturals/<set>/``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 Identity = tuple[str, str, int, str]  # model slug, layer, filter index, recipe
 
@@ -47,3 +48,16 @@ def view_paths(identity: Identity, view: str, count: int | None = None) -> list[
     stem = f"{index:04d}-{slug(recipe)}-{view}"
     stems = [stem] if count is None else [f"{stem}-{k}" for k in range(count)]
     return [(f"{base}/{s}.webp", f"{base}/thumbs/{s}.webp") for s in stems]
+
+
+def copy_path(set_name: str, image_name: str) -> str:
+    """Where the copy of one image of a set lives, relative to the atlas folder.
+
+    Args:
+        set_name: The natural set's name.
+        image_name: The image's name in the set.
+
+    Returns:
+        The path, one safe component per name.
+    """
+    return f"naturals/{slug(set_name)}/{slug(Path(image_name).with_suffix('').as_posix())}.webp"

@@ -13,6 +13,8 @@ import time
 from tqdm import tqdm
 
 from .api import render as render_images
+from .copies import write_copy
+from .errors import AtlasError
 from .imaging import webp_bytes
 from .models import LoadedModel
 from .naming import Identity
@@ -129,15 +131,20 @@ class Runner:
                 **size_fields(target.size), steps=outcome.steps, seconds=round(outcome.seconds, 3),
                 key=target.key, sha256=None, run=self.run), failed=True)
 
-    def write_examples(self, job: Job, found, set_name: str) -> None:
-        """The examples view of one batch, from the natural pass (``found``: its result)."""
+    def write_examples(self, job: Job, found) -> None:
+        """The examples view of one batch, from the natural pass (``found``: its result), and the
+        copies of the images its patches come from."""
         view = VIEWS["examples"]
+        sources = {n.name: n for n in found.set.sources}
         for target in job.targets:
             if self.store.entry(target.identity) is None:
                 continue  # no channel view (failed before the entry existed): nothing to join
-            made = view.found(target, found.filters[target.layer, target.index], set_name)
-            hashes = self.store.write({rel: webp_bytes(image) for rel, image in made.files.items()})
-            self.store.put_view(target.identity, "examples", made.record(hashes, self.run))
+            record = view.found(target, found.filters[target.layer, target.index], found.set.name)
+            for name in dict.fromkeys(p.source for p in (*record.top, *record.bottom)):
+                if write_copy(self.store.root, found.set.name, sources[name], target.size,
+                              self.loaded.channels) is None:
+                    raise AtlasError(f"{sources[name].path}: no longer readable; run again")
+            self.store.put_view(target.identity, "examples", record)
         self.store.save()
 
     def _log(self, job: Job, values, seconds: float) -> None:

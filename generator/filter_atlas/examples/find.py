@@ -1,6 +1,6 @@
 """Measuring a set: read each image once, take its entries from the cache or from a batched
 forward pass, fold them into each layer's selection (``measure``); and the examples of chosen
-filters, their winning patches cropped (``find_examples``)."""
+filters, their winning patches with their boxes (``find_examples``)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ class Patch:
     source: str  # the NaturalImage's name
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the size x size image (load_image), x1, y1 exclusive
     activation: float  # the filter's pre-activation at that position
-    image: np.ndarray  # uint8 crop of the image inside box
     label: str | None = None  # the image's class, where the set is labelled
 
 
@@ -153,7 +152,7 @@ def measure(model: LoadedModel, layers: list[str], image_set: ImageSet, size: in
 def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: ImageSet, size: int | Size,
                   k: int = 9, cache_dir: Path | None = None, progress: bool = True) -> ExamplesResult:
     """The top and bottom ``k`` patches of each wanted filter over ``image_set`` (``measure``,
-    then the winning patches cropped from their images).
+    then the winning patches' boxes and values).
 
     Args:
         model: From ``load_model``.
@@ -178,14 +177,12 @@ def find_examples(model: LoadedModel, wanted: dict[str, list[int]], image_set: I
         if bad:
             raise AtlasError(f"filter {bad[0]} is out of range for {conv.name} ({conv.filters} filters)")
     found = measure(model, list(wanted), image_set, size, k, cache_dir, progress)
-    crops = _crops(image_set, size, model.channels, [side for p in found.layers.values()
-                                                     for side in (p.top, p.bottom)])
     filters = {}
     for name, picks in found.layers.items():
         for index in wanted[name]:
             filters[name, index] = FilterExamples(
-                top=_patches(picks.boxes, picks.top, index, image_set, crops),
-                bottom=_patches(picks.boxes, picks.bottom, index, image_set, crops),
+                top=_patches(picks.boxes, picks.top, index, image_set),
+                bottom=_patches(picks.boxes, picks.bottom, index, image_set),
                 best_mean=float(picks.best[index]))
     return ExamplesResult(image_set, found.used, found.skipped, filters, found.cached)
 
@@ -213,27 +210,14 @@ def _extremes(top: np.ndarray, top_value: np.ndarray, bottom: np.ndarray, bottom
     return np.where(found, positions, -1).astype("int32"), np.where(found, values, 0).astype("float32"), means
 
 
-def _crops(image_set: ImageSet, size: Size, channels: int, picks: list[Pick]) -> dict[int, np.ndarray]:
-    """The processed image of every set image that some pick uses (each file read once)."""
-    orders = sorted({int(o) for _, images, _ in picks for o in np.unique(images) if o >= 0})
-    out = {}
-    for order in orders:
-        image = load_image(image_set.sources[order].path, size, channels)
-        if image is not None:
-            out[order] = image
-    return out
-
-
-def _patches(boxes: np.ndarray, pick: Pick, index: int, image_set: ImageSet,
-             crops: dict[int, np.ndarray]) -> tuple[Patch, ...]:
+def _patches(boxes: np.ndarray, pick: Pick, index: int, image_set: ImageSet) -> tuple[Patch, ...]:
     """Filter ``index``'s patches of one side (``LayerSelection.finish``'s top or bottom)."""
     acts, images, positions = (a[index] for a in pick)
     out = []
     for act, order, position in zip(acts, images, positions, strict=True):
-        if order < 0 or order not in crops:
+        if order < 0:
             continue
         x0, y0, x1, y1 = (int(v) for v in boxes[position])
         natural = image_set.sources[order]
-        out.append(Patch(natural.name, (x0, y0, x1, y1), float(act), crops[order][y0:y1, x0:x1].copy(),
-                         natural.label))
+        out.append(Patch(natural.name, (x0, y0, x1, y1), float(act), natural.label))
     return tuple(out)

@@ -10,9 +10,9 @@ from pathlib import Path
 from ..errors import AtlasError
 from ..semantics import Concentration, category, concentration
 from ..store.evidence import EVIDENCE, Evidence, LayerEvidence, evidence_path, read_evidence
+from ..views.examples import MIN_WINDOW, window
 
 SHOWN = 4  # top patches a card shows (the evidence holds 9 per side)
-MIN_WINDOW = 32  # px of the measured image: smaller receptive fields are shown with context
 
 
 @dataclass(frozen=True)
@@ -98,12 +98,5 @@ def layer_cards(evidence: Evidence, layer: LayerEvidence, anchor, url,
 
 def _crop(image: str, label: str, source: str, activation: float, box: tuple[int, int, int, int],
           size: tuple[int, int]) -> Crop:
-    """The square window (at least ``MIN_WINDOW``) centred on ``box``, inside the image."""
-    h, w = size
-    x0, y0, x1, y1 = box
-    side = min(max(x1 - x0, y1 - y0, MIN_WINDOW), h, w)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left = min(max(cx - side / 2, 0), w - side)
-    top = min(max(cy - side / 2, 0), h - side)
-    return Crop(image, label, source, activation, round(100 * w / side), round(100 * left / side),
-                round(100 * top / side))
+    """The window onto ``image`` (a copy's URL) that shows ``box`` (``copies.window``)."""
+    return Crop(image, label, source, activation, *window(box, size))

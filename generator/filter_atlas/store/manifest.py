@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from ..errors import AtlasError
+from ..naming import copy_path
 from .records import SCHEMA, Manifest
 
 MANIFEST = "manifest.json"
@@ -44,7 +45,23 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema": 2, "filters": filters}
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 -> 3: an examples view's patches are windows onto their images' shared copies
+    (``copy``) instead of files of their own (``image``); a copy that is not there makes the view
+    stale, so the next render writes it."""
+    filters = []
+    for entry in data.get("filters", []):
+        examples = entry.get("views", {}).get("examples") if isinstance(entry, dict) else None
+        if isinstance(examples, dict):
+            sides = {side: [{**{k: v for k, v in p.items() if k != "image"},
+                             "copy": copy_path(examples.get("set", ""), p.get("source", ""))}
+                            for p in examples.get(side, [])] for side in ("top", "bottom")}
+            entry = {**entry, "views": {**entry["views"], "examples": {**examples, **sides}}}
+        filters.append(entry)
+    return {**data, "schema": 3, "filters": filters}
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def _not_a_number(constant: str) -> None:

@@ -100,6 +100,10 @@ class Store:
             return False
         return all(self._intact(rel, sha) for rel, sha in record.files())
 
+    def listed_files(self) -> set[str]:
+        """Every file the manifest lists, relative to the atlas folder."""
+        return {rel for entry in self._by_id.values() for rel, _ in entry.files()}
+
     def _intact(self, rel: str, sha: str | None) -> bool:
         path = self.root / rel
         return path.is_file() and (sha is None or hashlib.sha256(path.read_bytes()).hexdigest() == sha)
@@ -142,7 +146,7 @@ class Store:
                 atomic_write(self.inside(rel), data)
                 written.append(rel)
         except AtlasError:
-            listed = {rel for entry in self._by_id.values() for rel, _ in entry.files()}
+            listed = self.listed_files()
             for rel in written:
                 if rel not in listed:
                     (self.root / rel).unlink(missing_ok=True)

@@ -144,6 +144,8 @@ class Shot:
     measure: str = "mean activation"  # what ``value`` is, in words
     unit: str = "mean"  # the same, short, shown before it
     box: tuple[int, ...] | None = None  # natural patches: where in the photo
+    window: tuple[int, int, int] | None = None  # natural patches: shown as a window onto ``image``,
+    # the photo's copy (``copies.window``: width, left, top in percent)
     failed: str | None = None  # why the image is not a result (it ended no better than its start)
 
 
