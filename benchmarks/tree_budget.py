@@ -1,11 +1,11 @@
 """Where the tracked tree's bytes go, and what a complete 13-layer atlas would weigh.
 
-Sums the blob sizes of ``git ls-files`` (what a clone checks out, the measure of the 30 MiB
-budget) by kind of file (an atlas rendered before every view was WebP has PNG channel images and
-thumbnails, each with a WebP derived for the site), then the bytes one rendered filter costs per
-view, measured on the filters of a manifest (the committed one, or ``--atlas`` for another render
-folder: its files are measured where they lie). The projection multiplies the measured per-filter
-cost by the filters a complete atlas holds and adds what does not grow with them.
+Sums the blob sizes of ``git ls-files`` (what a clone checks out) and their size on disk (whole
+4 KiB blocks: the measure of the 30 MiB budget, where a 2 KB file costs 4 KiB) by kind of file,
+then the bytes one rendered filter costs per view, measured on the filters of a manifest (the
+committed one, or ``--atlas`` for another render folder: its files are measured where they lie).
+The projection multiplies the measured per-filter cost by the filters a complete atlas holds and
+adds what does not grow with them.
 
     python benchmarks/tree_budget.py                      # the committed atlas
     python benchmarks/tree_budget.py --atlas /work/render/atlas --filters 78
@@ -27,7 +27,6 @@ KINDS = (  # (kind, pattern on the path): the first that matches
     ("thumbnails (PNG)", r"docs/atlas/.*/thumbs/.*\.png$"),
     ("thumbnails (WebP)", r"docs/atlas/.*/thumbs/.*\.webp$"),
     ("channel images (PNG)", r"docs/atlas/.*/\d{4}-[\w-]+\.png$"),
-    ("examples view patches", r"docs/atlas/.*-examples-(top|bottom)-\d+\.webp$"),
     ("negative, neuron views", r"docs/atlas/.*-(negative|neuron)\.webp$"),
     ("diversity view", r"docs/atlas/.*-diversity-\d+\.webp$"),
     ("channel images (WebP)", r"docs/atlas/.*/\d{4}-[\w-]+\.webp$"),
@@ -39,7 +38,7 @@ KINDS = (  # (kind, pattern on the path): the first that matches
     ("code, tests, benchmarks, data", r""),
 )
 PER_FILTER = ("channel images (PNG)", "thumbnails (PNG)", "thumbnails (WebP)",
-              "examples view patches", "negative, neuron views", "diversity view", "channel images (WebP)")
+              "negative, neuron views", "diversity view", "channel images (WebP)")
 
 
 def kind(path: str) -> str:
@@ -57,6 +56,11 @@ def tracked() -> dict[str, int]:
     return {row[1].decode(): int(size) for row, size in zip(rows, sizes, strict=True)}
 
 
+def disk(path: Path) -> int:
+    """Bytes a file takes on disk (its allocated blocks); 0 where it is not there."""
+    return path.stat().st_blocks * 512 if path.is_file() else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--atlas", type=Path, default=REPO / "docs/atlas",
@@ -66,16 +70,19 @@ def main() -> None:
     args = parser.parse_args()
     files = tracked()
     by_kind: dict[str, int] = defaultdict(int)
+    disk_by_kind: dict[str, int] = defaultdict(int)
     for path, size in files.items():
         by_kind[kind(path)] += size
-    total = sum(files.values())
-    print(f"tracked tree: {total / MiB:.1f} MiB in {len(files)} files")
+        disk_by_kind[kind(path)] += disk(REPO / path)
+    total, total_disk = sum(files.values()), sum(disk_by_kind.values())
+    print(f"tracked tree: {total / MiB:.1f} MiB in {len(files)} files, {total_disk / MiB:.1f} MiB on disk")
     for name, _ in KINDS:
-        print(f"  {by_kind[name] / MiB:6.2f} MiB  {name}")
+        print(f"  {by_kind[name] / MiB:6.2f} MiB  {disk_by_kind[name] / MiB:6.2f} MiB on disk  {name}")
 
     manifest = read_manifest(args.atlas / "manifest.json")
     lucid = [e for e in manifest.filters if e.recipe == "lucid" and e.trained and not e.dead]
     measured: dict[str, int] = defaultdict(int)
+    measured_disk: dict[str, int] = defaultdict(int)
     counted: dict[str, set] = defaultdict(set)  # the filters that have a file of each kind
     for entry in lucid:
         for rel, _ in entry.files():
@@ -85,19 +92,23 @@ def main() -> None:
                 if file.is_file():
                     name = kind(f"docs/atlas/{file.relative_to(args.atlas).as_posix()}")
                     measured[name] += file.stat().st_size
+                    measured_disk[name] += disk(file)
                     counted[name].add(entry.identity)
     print(f"\nper trained lucid filter ({len(lucid)} in {args.atlas}), where rendered:")
-    per = {}
     for name in PER_FILTER:
-        per[name] = measured[name] / len(counted[name]) if counted[name] else 0.0
-        print(f"  {per[name] / 1024:6.1f} KiB  {name} ({len(counted[name])} filters)")
-    fixed = total - sum(by_kind[name] for name in PER_FILTER)
-    others = sum(by_kind[name] for name in PER_FILTER) - sum(measured[n] for n in PER_FILTER) \
-        if args.atlas == REPO / "docs/atlas" else 0
-    full = fixed + others + args.filters * sum(per.values())
-    print(f"\n{args.filters} trained filters with every view: {full / MiB:.1f} MiB "
-          f"({fixed / MiB:.1f} MiB that does not grow with the sample, {others / MiB:.1f} MiB of other "
-          f"variants' images; budget 30 MiB)")
+        n = len(counted[name]) or 1
+        print(f"  {measured[name] / n / 1024:6.1f} KiB  {measured_disk[name] / n / 1024:6.1f} KiB on disk  "
+              f"{name} ({len(counted[name])} filters)")
+    committed = args.atlas == REPO / "docs/atlas"
+    for label, kinds, sums, all_files in (("bytes", by_kind, measured, total),
+                                           ("on disk", disk_by_kind, measured_disk, total_disk)):
+        per = sum(sums[n] / len(counted[n]) for n in PER_FILTER if counted[n])
+        fixed = all_files - sum(kinds[n] for n in PER_FILTER)
+        others = sum(kinds[n] for n in PER_FILTER) - sum(sums[n] for n in PER_FILTER) if committed else 0
+        full = fixed + others + args.filters * per
+        print(f"\n{args.filters} trained filters with every view, {label}: {full / MiB:.1f} MiB "
+              f"({fixed / MiB:.1f} MiB that does not grow with the sample, {others / MiB:.1f} MiB of other "
+              f"variants' images; budget 30 MiB on disk)")
 
 
 if __name__ == "__main__":
