@@ -159,7 +159,8 @@ def test_committed_pages_are_fresh_and_build_strictly(tmp_path):
             v.negative.activation < v.negative.start_activation) else set()
         shown |= {v.neuron.thumbnail} if v.neuron and (
             v.neuron.activation > v.neuron.start_activation) else set()
-        shown |= set(v.diversity.thumbnails if v.diversity else ())
+        shown |= {t for t, a in zip(v.diversity.thumbnails, v.diversity.activations, strict=True)
+                  if a >= v.channel.activation / 3} if v.diversity else set()  # under a third: failed
         shown |= {p.copy for p in (*v.examples.top, *v.examples.bottom)} if v.examples else set()
     evidence = read_evidence(evidence_path(atlas, "vgg16"))
     if evidence:  # the cards: each filter's top 4 patches, drawn from the set's copies

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from filter_atlas import Adam, Pixel, Recipe, render, score
+from filter_atlas import Adam, AtlasError, Pixel, Recipe, render, score
 from filter_atlas import objectives as obj
 from filter_atlas.engine.recipes import get_recipe
 from filter_atlas.engine.transforms import Jitter
@@ -185,14 +186,15 @@ def test_the_unit_panel_is_what_the_views_say(monkeypatch):
         pytest.skip("no committed atlas")
 
     def first_row(pages: dict[str, str]) -> list[str]:
-        row = pages["blocks/block5_conv2.md"].split('<div class="fa-unit-row">', 1)[1].split("</div>", 1)[0]
+        row = pages["blocks/block5_conv2.md"].split('<div class="fa-unit-row">', 1)[1]
+        row = re.split(r'<div class="fa-unit-examples"|<p class="fa-unit-note"', row, maxsplit=1)[0]
         return re.findall(r'class="fa-shot fa-(\w+)"', row)
 
     before = first_row(render_pages(atlas, REPO / "docs"))
     assert before[0] == "neuron" and before[-1] == "negative"
     monkeypatch.setattr(Neuron, "place", 9)  # after every other view
     original = Negative.panel
-    monkeypatch.setattr(Negative, "panel", lambda self, record, layer, index: Panel(
+    monkeypatch.setattr(Negative, "panel", lambda self, record, layer, index, channel=None: Panel(
         original(self, record, layer, index).shots, notes=(f"a new note on {layer} #{index}",)))
     pages = render_pages(atlas, REPO / "docs")
     after = first_row(pages)
@@ -253,3 +255,49 @@ def test_a_failed_neuron_view_is_neither_measured_nor_counted():
 
     stats = measure_layer([tile(5.0, 1.0, 10.0), tile(7.0, 2.0, 14.0), tile(0.0, 0.7, 60.0)], 8)
     assert (stats.neuron_images, stats.neuron_radius, stats.neuron_fraction) == (2, 12.0, 3.0)
+
+
+def test_a_diverse_image_under_a_third_of_the_channel_image_is_labelled_failed():
+    from types import SimpleNamespace
+
+    from filter_atlas.pages.write import _environment
+    from filter_atlas.views.diversity import ImagesRecord
+
+    names = tuple(f"d{k}.webp" for k in range(4))
+    record = ImagesRecord(images=names, thumbnails=names, activations=(10.0, 40.0, 33.2, 33.4),
+                          similarity=0.5, weight=100.0, size=64, steps=8, seconds=1.0, key="k",
+                          sha256=("0" * 64,) * 4, run="r")
+    shots = VIEWS["diversity"].panel(record, "block1_conv1", 43, channel=100.0).shots
+    # 100 / 3 = 33.33...: 10 and 33.2 fall under it, 33.4 and 40 do not.
+    assert [s.failed is not None for s in shots] == [True, False, True, False]
+    assert shots[0].failed == "failed: 10.0, under a third of the channel image's 100"
+    unjudged = VIEWS["diversity"].panel(record, "block1_conv1", 43).shots  # no channel image to judge by
+    assert all(s.failed is None for s in unjudged)
+    macro = _environment().get_template("_tiles.md.j2").module.shot
+    tile = SimpleNamespace(anchor="block1_conv1-43", index=43, caption="vgg16 · block1_conv1 · filter 43")
+    failed, shown = (str(macro(s, "../", tile)) for s in (shots[0], shots[1]))
+    assert "<img" not in failed and shots[0].failed in html.unescape(failed)
+    assert '<img src="../d1.webp"' in shown
+
+
+def test_a_gated_diversity_term_pushes_only_images_above_the_gate(vgg16):
+    """From the same starts: a gate no image reaches is the channel objective (the term weighted
+    0), a gate every image passes is Lucid's ungated term, and a gate in between keeps the images
+    the ungated term pushes down higher."""
+    plain = Recipe("plain", Pixel(), (), Adam(learning_rate=4.0), steps=12)
+    start = np.random.default_rng(0).uniform(64, 192, (3, 32, 32, 3)).astype("float32")
+    layer, index, weight = "block1_conv1", 43, 400.0
+    objectives = {"ungated": obj.channel(layer, index) - weight * obj.diversity(layer),
+                  "never": obj.channel(layer, index) - weight * obj.diversity(layer, gate=1e30),
+                  "zero": obj.channel(layer, index) - 0.0 * obj.diversity(layer),
+                  "always": obj.channel(layer, index) - weight * obj.diversity(layer, gate=-1e30),
+                  "gated": obj.channel(layer, index) - weight * obj.diversity(layer, gate=0.05)}
+    images = {name: render(vgg16, o, n=3, recipe=plain, size=32, start=start).images
+              for name, o in objectives.items()}
+    np.testing.assert_array_equal(images["never"], images["zero"])
+    np.testing.assert_array_equal(images["always"], images["ungated"])
+    reached = {name: score(vgg16, obj.channel(layer, index), images[name]) for name in ("ungated", "gated")}
+    assert reached["gated"].min() > reached["ungated"].min()
+    assert not np.array_equal(images["gated"], images["never"])  # it did push
+    with pytest.raises(AtlasError, match="gate"):
+        obj.diversity(layer, gate=float("nan"))

@@ -14,6 +14,7 @@ serves every batch of a layer.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import zlib
 from collections.abc import Sequence
@@ -46,10 +47,11 @@ class Term:
     y: int | None = None
     p: float | None = None  # lp_norm's exponent, total_variation's beta
     relu: bool | None = None  # False: channel's pre-activation (None: after ReLU, the default)
+    gate: float | None = None  # diversity: see ``diversity``
 
     def template(self) -> tuple:
         """What the compiled step depends on: everything but the filter index."""
-        return (self.kind, self.layer, self.x, self.y, self.p, self.relu)
+        return (self.kind, self.layer, self.x, self.y, self.p, self.relu, self.gate)
 
     def key(self) -> dict:
         return {k: v for k, v in vars(self).items() if v is not None}
@@ -156,21 +158,24 @@ def neuron(layer: str, index: int, x: int | None = None, y: int | None = None) -
     return Objective([(1.0, Term("neuron", layer, _integer("filter index", index), x, y))])
 
 
-def diversity(layer: str) -> Objective:
+def diversity(layer: str, gate: float | None = None) -> Objective:
     """Lucid's diversity term: pairwise cosine similarity of the images' Gram matrices.
 
-    The Gram matrices are of the layer's activations (after ReLU); each image scores the sum of
-    its similarities to the other images of its group (the ``n`` images of one objective) over
-    the group's size, so the group's total is Lucid's value. Subtract it to push images apart:
-    ``channel(l, i) - 1e2 * diversity(l)``.
+    The Gram matrices are of the layer's activations (after ReLU); each image scores its summed
+    similarity to the rest of its group (the ``n`` images of one objective) over the group's size,
+    so the group's total is Lucid's value. Subtract it: ``channel(l, i) - 1e2 * diversity(l)``.
 
     Args:
         layer: Name of a Conv2D layer.
+        gate: It pushes an image only while the rest of the image's objective is at least ``gate``
+            times its weight, so an image it pushed down climbs back alone. ``None``: always.
 
     Returns:
         The objective (it needs every filter of ``layer``, so it leaves the fast path).
     """
-    return Objective([(1.0, Term("diversity", layer))])
+    if gate is not None and not (isinstance(gate, numbers.Real) and math.isfinite(gate)):
+        raise AtlasError(f"diversity gate must be a finite number, got {gate!r}")
+    return Objective([(1.0, Term("diversity", layer, gate=None if gate is None else float(gate)))])
 
 
 def lp_norm(p: float = 6.0) -> Objective:
@@ -278,8 +283,8 @@ def evaluate(template: tuple, x, features, conv, target, broken, indices, weight
             maps = targets.select_filters(full, indices)
     elif indices.shape[1]:
         maps = targets.own_filter_preact(features, conv, target, indices)
-    total, slot = None, 0
-    for t, (kind, _layer, tx, ty, p, relu) in enumerate(template):
+    total, slot, gated = None, 0, []
+    for t, (kind, _layer, tx, ty, p, relu, gate) in enumerate(template):
         if kind == "channel" and relu is False:
             value = channel_mean(maps[..., slot])
         elif kind == "channel":
@@ -288,12 +293,19 @@ def evaluate(template: tuple, x, features, conv, target, broken, indices, weight
             value = neuron_activation(maps[..., slot], tx, ty, redirect)
         elif kind == "diversity":
             value = gram_diversity(ops.relu(full), groups)
+            if gate is not None:  # added once the rest of the objective is known
+                gated.append((t, value, gate))
+                continue
         elif kind == "lp_norm":
             value = lp_value(x, p)
         else:
             value = tv_value(x, p)
         slot += kind in ("channel", "neuron")
         value = weights[:, t] * value
+        total = value if total is None else total + value
+    rest = 0.0 if total is None else total  # a comparison: no gradient flows through the gate
+    for t, value, gate in gated:
+        value = weights[:, t] * value * ops.cast(rest >= gate * ops.abs(weights[:, t]), value.dtype)
         total = value if total is None else total + value
     if broken is None:
         return total

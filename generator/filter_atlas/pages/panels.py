@@ -32,8 +32,9 @@ def unit_panel(e: FilterEntry, layer: str, url: Callable[[str], str]) -> UnitPan
     """
     if not e.views:
         return None
+    channel = e.views.channel.activation if e.views.channel and not e.failed else None
     parts = [(view.place, panel) for name, view in VIEWS.items()
-             if (record := getattr(e.views, name)) and (panel := view.panel(record, layer, e.index))]
+             if (record := getattr(e.views, name)) and (panel := view.panel(record, layer, e.index, channel))]
     if not parts:
         return None
 

@@ -203,7 +203,7 @@ class View:
         """The files and record of one filter's outcome (``model``: the ``LoadedModel``)."""
         raise NotImplementedError
 
-    def panel(self, record: Record, layer: str, index: int) -> Panel | None:
+    def panel(self, record: Record, layer: str, index: int, channel: float | None = None) -> Panel | None:
         """What it shows in the unit panel of filter ``index`` of ``layer`` (None: nothing; the
-        channel image is the panel's own)."""
+        channel image is the panel's own, whose activation ``channel`` is, where it has one)."""
         return None

@@ -1,5 +1,6 @@
 """The diversity view: ``IMAGES`` images of one filter optimized jointly for
-``channel - w * diversity`` (Lucid's Gram-matrix cosine penalty)."""
+``channel - w * diversity`` (Lucid's Gram-matrix cosine penalty), the penalty gated: it pushes an
+image only while the image's activation is at least ``GATE`` of the filter's scale."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ IMAGES = 4
 # a cosine similarity (0..1, scale-free) while activations run from 1 to 10^4 across VGG16's
 # layers, and Adam follows the ratio of the two gradients, so the weight scales with the filter.
 WEIGHT = 1.0
+# Ungated, the penalty drove 20 of 120 diverse images under a tenth of their channel activation:
+# the cosine is scale-free, so an image pushed down gets ever larger pushes and never climbs back.
+# Gated at 0.6 of the scale, an image pushed below climbs back alone (benchmarks/diversity_check.py).
+GATE = 0.6
+FLOOR = 1 / 3  # of the channel image's activation: a diverse image below it is labelled failed
 
 if TYPE_CHECKING:
     from ..engine.objectives import Objective
@@ -68,7 +74,7 @@ class Diversity(View):
     def objective(self, layer: str, index: int, scale: float = 1.0) -> Objective:
         from ..engine.objectives import channel, diversity
 
-        return channel(layer, index) - WEIGHT * scale * diversity(layer)
+        return channel(layer, index) - WEIGHT * scale * diversity(layer, gate=GATE / WEIGHT)
 
     def made(self, model, target: Target, outcome: Outcome) -> Made:
         from ..api import score
@@ -91,11 +97,20 @@ class Diversity(View):
 
         return Made(files, record)
 
-    def panel(self, record: ImagesRecord, layer: str, index: int) -> Panel:
+    def panel(self, record: ImagesRecord, layer: str, index: int, channel: float | None = None) -> Panel:
         n = len(record.images)
         shots = tuple(Shot(f"diverse {k + 1}", image, thumb, value,
-                           f"Diverse image {k + 1} of {n} for filter {index} of {layer}", "diverse")
+                           f"Diverse image {k + 1} of {n} for filter {index} of {layer}", "diverse",
+                           failed=weak(value, channel))
                       for k, (image, thumb, value) in enumerate(zip(record.images, record.thumbnails,
                                                                     record.activations, strict=True)))
         return Panel(shots, notes=(f"diverse images' mean Gram similarity {number(record.similarity, 2)}",),
                      size=record.size)
+
+
+def weak(activation: float, channel: float | None) -> str | None:
+    """Why a diverse image is no result, where it reaches under ``FLOOR`` of its filter's channel
+    image (``channel``; None: no judge), else None."""
+    if channel is not None and channel > 0 and activation < FLOOR * channel:
+        return f"failed: {number(activation)}, under a third of the channel image's {number(channel)}"
+    return None

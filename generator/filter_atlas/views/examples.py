@@ -53,7 +53,7 @@ class Examples(View):
                 for side in ("top", "bottom")}
         return ExamplesRecord(set=set_name, key=target.key, **rows, **size_fields(target.size))
 
-    def panel(self, record: ExamplesRecord, layer: str, index: int) -> Panel:
+    def panel(self, record: ExamplesRecord, layer: str, index: int, channel: float | None = None) -> Panel:
         if not record.top:
             return Panel()
 

@@ -36,7 +36,7 @@ class Negative(View):
 
         return Made(files, record)
 
-    def panel(self, record: ImageRecord, layer: str, index: int) -> Panel:
+    def panel(self, record: ImageRecord, layer: str, index: int, channel: float | None = None) -> Panel:
         shot = Shot("negative", record.image, record.thumbnail, record.activation,
                     f"Image that most inhibits filter {index} of {layer}", "negative", "mean pre-activation",
                     "mean pre-act.", failed=no_better(record.activation, record.start_activation, lower=True))

@@ -53,7 +53,7 @@ class Neuron(View):
 
         return Made(files, record)
 
-    def panel(self, record: ImageRecord, layer: str, index: int) -> Panel:
+    def panel(self, record: ImageRecord, layer: str, index: int, channel: float | None = None) -> Panel:
         shot = Shot("neuron", record.image, record.thumbnail, record.activation,
                     f"Image that most excites the centre position of filter {index} of {layer}", "neuron",
                     "activation at the centre position", "centre",
