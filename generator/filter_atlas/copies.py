@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .naming import copy_path
+from .naming import copies_folder, copy_path
 from .naturals import NaturalImage, load_image
 from .sizes import Size
 from .store.files import atomic_write
@@ -50,22 +50,16 @@ def write_copy(atlas_dir: Path, set_name: str, natural: NaturalImage, size: Size
     return rel
 
 
-def prune_copies(atlas_dir: Path, set_name: str, keep: Iterable[str]) -> int:
+def prune_copies(atlas_dir: Path, set_name: str, keep: Iterable[str]) -> None:
     """Remove the set's copies that nothing uses any more.
 
     Args:
         atlas_dir: The atlas folder.
         set_name: The natural set.
         keep: Paths relative to the atlas folder that some evidence or examples view uses.
-
-    Returns:
-        The number removed.
     """
     kept = set(keep)
-    removed = 0
-    for stale in (atlas_dir / copy_path(set_name, "x")).parent.glob("*.webp"):
+    for stale in (atlas_dir / copies_folder(set_name)).glob("*.webp"):
         if stale.relative_to(atlas_dir).as_posix() not in kept:
             stale.unlink()
-            removed += 1
-    return removed
 

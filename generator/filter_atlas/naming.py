@@ -50,6 +50,11 @@ def view_paths(identity: Identity, view: str, count: int | None = None) -> list[
     return [(f"{base}/{s}.webp", f"{base}/thumbs/{s}.webp") for s in stems]
 
 
+def copies_folder(set_name: str) -> str:
+    """The folder of a natural set's copies, relative to the atlas folder."""
+    return f"naturals/{slug(set_name)}"
+
+
 def copy_path(set_name: str, image_name: str) -> str:
     """Where the copy of one image of a set lives, relative to the atlas folder.
 
@@ -60,4 +65,4 @@ def copy_path(set_name: str, image_name: str) -> str:
     Returns:
         The path, one safe component per name.
     """
-    return f"naturals/{slug(set_name)}/{slug(Path(image_name).with_suffix('').as_posix())}.webp"
+    return f"{copies_folder(set_name)}/{slug(Path(image_name).with_suffix('').as_posix())}.webp"

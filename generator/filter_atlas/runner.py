@@ -136,15 +136,15 @@ class Runner:
         copies of the images its patches come from."""
         view = VIEWS["examples"]
         sources = {n.name: n for n in found.set.sources}
-        for target in job.targets:
-            if self.store.entry(target.identity) is None:
-                continue  # no channel view (failed before the entry existed): nothing to join
-            record = view.found(target, found.filters[target.layer, target.index], found.set.name)
-            for name in dict.fromkeys(p.source for p in (*record.top, *record.bottom)):
-                if write_copy(self.store.root, found.set.name, sources[name], target.size,
-                              self.loaded.channels) is None:
-                    raise AtlasError(f"{sources[name].path}: no longer readable; run again")
-            self.store.put_view(target.identity, "examples", record)
+        records = {t.identity: view.found(t, found.filters[t.layer, t.index], found.set.name)
+                   for t in job.targets if self.store.entry(t.identity) is not None}  # else nothing to join
+        used = dict.fromkeys(p.source for r in records.values() for p in (*r.top, *r.bottom))
+        for name in used:  # one copy per photo, however many of the batch's filters show it
+            if write_copy(self.store.root, found.set.name, sources[name], self.plan.size,
+                          self.loaded.channels) is None:
+                raise AtlasError(f"{sources[name].path}: no longer readable; run again")
+        for identity, record in records.items():
+            self.store.put_view(identity, "examples", record)
         self.store.save()
 
     def _log(self, job: Job, values, seconds: float) -> None:

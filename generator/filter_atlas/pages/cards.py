@@ -98,5 +98,5 @@ def layer_cards(evidence: Evidence, layer: LayerEvidence, anchor, url,
 
 def _crop(image: str, label: str, source: str, activation: float, box: tuple[int, int, int, int],
           size: tuple[int, int]) -> Crop:
-    """The window onto ``image`` (a copy's URL) that shows ``box`` (``copies.window``)."""
+    """The window onto ``image`` (a copy's URL) that shows ``box`` (``views.examples.window``)."""
     return Crop(image, label, source, activation, *window(box, size))
