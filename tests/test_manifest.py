@@ -64,12 +64,13 @@ def test_committed_manifest_round_trips_byte_for_byte(tmp_path):
 def test_schema_1_manifest_migrates_with_every_value_kept(tmp_path):
     """A copy of the committed manifest as schema 1 wrote it (before this package's schema 2):
     every entry's channel fields move into its channel view; each natural patch's file of its own
-    becomes its photo's copy (schema 3); nothing else changes."""
+    becomes its photo's copy (schema 3); each neuron view loses its contrast radius and is made
+    stale (schema 4); nothing else changes."""
     old = json.loads(gzip.decompress((REPO / "tests/data/manifest-v1.json.gz").read_bytes()))
     assert old["schema"] == 1
     (tmp_path / MANIFEST).write_text(json.dumps(old))
     manifest = read_manifest(tmp_path)
-    assert manifest.schema == 3 and len(manifest.filters) == len(old["filters"])
+    assert manifest.schema == 4 and len(manifest.filters) == len(old["filters"])
     rows = sorted(old["filters"], key=lambda e: (e["model"], e["layer"], e["index"], e["recipe"]))
     for raw, entry in zip(rows, manifest.filters, strict=True):
         channel = {k: v for k, v in (raw.get("views") or {}).get("channel", {}).items() if v is not None}
@@ -89,12 +90,41 @@ def test_schema_1_manifest_migrates_with_every_value_kept(tmp_path):
                         name = stem if stem == stem.lower() else \
                             f"{stem.lower()}-{hashlib.sha256(stem.encode()).hexdigest()[:8]}"
                         patch["copy"] = f"naturals/{record['set']}/{name}.webp"
+            if view == "neuron":
+                expected = {**{k: v for k, v in expected.items() if k != "radius90"}, "key": ""}
             assert written == expected, view
     assert json.loads(msgspec.json.encode(manifest.models)) == old["models"]
-    Store(tmp_path).save()  # the next save writes schema 3, with the same values
+    Store(tmp_path).save()  # the next save writes schema 4, with the same values
     again = json.loads((tmp_path / MANIFEST).read_text())
-    assert again["schema"] == 3 and "image" not in again["filters"][0]
+    assert again["schema"] == 4 and "image" not in again["filters"][0]
     assert read_manifest(tmp_path) == manifest
+
+
+def test_schema_3_neuron_views_lose_their_contrast_radius_and_render_again(tmp_path):
+    """The committed manifest as schema 3 wrote it (a ``radius90``, no ``effective_radius``): every
+    neuron view reads back without the radius and with an empty key, so the next render measures
+    it again; every other view keeps its key and stays fresh."""
+    data = json.loads(COMMITTED.read_text())
+    neurons = 0
+    for entry in data["filters"]:
+        neuron = entry["views"].get("neuron")
+        if neuron:
+            neuron["radius90"] = 59.0
+            del neuron["effective_radius"]
+            neurons += 1
+    data["schema"] = 3
+    shutil.copytree(COMMITTED.parent, tmp_path, dirs_exist_ok=True)
+    (tmp_path / MANIFEST).write_text(json.dumps(data))
+    store = Store(tmp_path)
+    assert neurons == 78
+    for raw, entry in zip(data["filters"], store.filters, strict=True):
+        identity = (entry.model, entry.layer, entry.index, entry.recipe)
+        for view, record in raw["views"].items():
+            fresh = store.view_fresh(identity, view, record["key"])
+            assert fresh == (view != "neuron"), (identity, view)
+        if entry.views.neuron:
+            assert entry.views.neuron.key == "" and entry.views.neuron.effective_radius is None
+            assert entry.views.neuron.crop == tuple(raw["views"]["neuron"]["crop"])
 
 
 def test_manifest_of_schema_1_with_a_nan_reads_as_a_failed_filter(atlas):
@@ -163,8 +193,8 @@ def delete(*keys: str | int) -> Callable[[dict], None]:
     (set_in("runs", "run0", "versions", "keras", value=3),
      "Expected `str`, got `int` - at `$.runs[...].versions"),
     (set_in("shard", value={"index": 1, "count": 2}), "missing required field `plan` - at `$.shard`"),
-    (set_in("schema", value=4), "has an unknown schema (4, expected 3 or older)"),
-    (delete("schema"), "has an unknown schema (None, expected 3 or older)"),
+    (set_in("schema", value=5), "has an unknown schema (5, expected 4 or older)"),
+    (delete("schema"), "has an unknown schema (None, expected 4 or older)"),
 ])
 def test_reader_names_what_is_wrong(atlas, change, message):
     path = rewrite(atlas, change)

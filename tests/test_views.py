@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from filter_atlas import Adam, AtlasError, Pixel, Recipe, render, score
+from filter_atlas import Adam, AtlasError, Pixel, Recipe, gradient, render, score
 from filter_atlas import objectives as obj
 from filter_atlas.engine.recipes import get_recipe
 from filter_atlas.engine.transforms import Jitter
@@ -18,7 +18,7 @@ from filter_atlas.models.geometry import centre_box
 from filter_atlas.views import VIEWS
 from filter_atlas.views.diversity import IMAGES, scale
 from filter_atlas.views.examples import window
-from filter_atlas.views.neuron import radius90
+from filter_atlas.views.neuron import effective_radius
 from PIL import Image
 
 from .conftest import REPO
@@ -61,13 +61,55 @@ def test_neuron_view_without_transforms_changes_only_its_receptive_field(vgg16):
     assert changed[inside].any() and not changed[~inside].any(), np.argwhere(changed)
 
 
-def test_radius90_of_a_disc():
+def test_effective_radius_of_a_disc():
     y, x = np.mgrid[:64, :64]
-    image = np.full((64, 64, 3), 127, dtype="uint8")
-    image[np.hypot(x + 0.5 - 20, y + 0.5 - 30) <= 8] = 255
-    assert 6.5 < radius90(image, (20, 30)) <= 8.0
-    assert radius90(image, (50, 10)) > 30  # measured from another centre: far larger
-    assert radius90(np.full((8, 8, 3), 127, dtype="uint8"), (4, 4)) < 1.0
+    grad = np.zeros((64, 64, 3))
+    grad[np.hypot(x + 0.5 - 20, y + 0.5 - 30) <= 8] = [-1.0, 0.5, 2.0]  # magnitude, whatever the sign
+    assert 6.5 < effective_radius(grad, (20, 30)) <= 8.0
+    assert effective_radius(grad, (50, 10)) > 30  # measured from another centre: far larger
+    assert effective_radius(np.zeros((8, 8, 3)), (4, 4)) is None  # nothing moves it
+
+
+def test_gradient_is_the_change_of_the_score_per_pixel_unit(vgg16):
+    """block1_conv1 is linear in the pixels where its pre-activation is positive: raising one pixel
+    by 1 changes the neuron's value by exactly its gradient there; a pixel outside its 3x3 field
+    changes nothing and has a zero gradient."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(60, 200, (1, 32, 32, 3)).astype("uint8")
+    # the centre position (16, 16) of a 32 px image, for the first filter active there
+    neuron = next(n for i in range(64) if score(vgg16, n := obj.neuron("block1_conv1", i), image)[0] > 1.0)
+    grad = gradient(vgg16, neuron, image)[0]
+    for y, x, c in [(16, 16, 0), (15, 17, 1), (17, 15, 2), (15, 15, 0), (3, 12, 1)]:
+        moved = image.copy()
+        moved[0, y, x, c] += 1
+        change = score(vgg16, neuron, moved)[0] - score(vgg16, neuron, image)[0]
+        assert grad[y, x, c] == pytest.approx(change, rel=1e-3, abs=1e-3), (y, x, c)
+    moving = np.abs(grad).sum(-1) > 0
+    assert moving[15:18, 15:18].all() and moving.sum() == 9
+
+
+def test_the_neuron_views_effective_radius_is_its_kernels_at_block1_conv1(vgg16):
+    """At block1_conv1 the gradient of the centre position is the filter's 3x3 kernel wherever it
+    is active, so the view's effective radius comes from the kernel's weights alone: the share of
+    |w| at the centre (distance 0), the edges (1) and the corners (sqrt 2)."""
+    from filter_atlas.views.base import Outcome, Target
+
+    layer, index, size = "block1_conv1", 43, 32
+    kernel = np.abs(np.asarray(vgg16.model.get_layer(layer).kernel)[:, :, :, index]).sum(-1)
+    rings = [(0.0, kernel[1, 1]), (1.0, kernel[[0, 1, 1, 2], [1, 0, 2, 1]].sum()),
+             (np.sqrt(2), kernel[[0, 0, 2, 2], [0, 2, 0, 2]].sum())]
+    held, expected = 0.0, None
+    for radius, weight in rings:
+        held += weight
+        if expected is None and held >= 0.9 * kernel.sum():
+            expected = radius
+    r = render(vgg16, VIEWS["neuron"].objective(layer, index), size=size, steps=24,
+               recipe=VIEWS["neuron"].fitted(get_recipe("lucid"), 3))
+    assert r.activations[0] > 0
+    made = VIEWS["neuron"].made(vgg16, Target(("vgg16", layer, index, "lucid"), (size, size), "k"),
+                                Outcome(r.images, r.activations, r.start_activations, 1.0, 24))
+    record = made.record({p: "0" * 64 for p in made.files}, "run0")
+    assert record.effective_radius == pytest.approx(expected, abs=0.01)
 
 
 def test_a_patch_window_centres_its_box_with_context_inside_the_photo():
@@ -128,7 +170,7 @@ def test_atlas_adds_missing_views_without_rerendering_fresh_ones(cli, weights_pa
         assert v["negative"]["size"] == v["neuron"]["size"] == v["diversity"]["size"] == 40
         assert v["negative"]["activation"] < v["negative"]["start_activation"]
         assert len(v["diversity"]["images"]) == 4 and 0 <= v["diversity"]["similarity"] <= 1
-        assert v["neuron"]["crop"] and v["neuron"]["radius90"] > 0
+        assert v["neuron"]["crop"] and 0 < v["neuron"]["effective_radius"] <= 5 * 2 ** 0.5  # 10 px field
         assert v["examples"]["set"] == "photos" and len(v["examples"]["top"]) == 9
         tops = [p["activation"] for p in v["examples"]["top"]]
         assert tops == sorted(tops, reverse=True) and tops[0] >= v["examples"]["bottom"][0]["activation"]
@@ -249,12 +291,14 @@ def test_a_failed_neuron_view_is_neither_measured_nor_counted():
     from filter_atlas.pages.statistics import measure_layer
 
     def tile(activation: float, start: float, radius: float) -> SimpleNamespace:
-        neuron = SimpleNamespace(activation=activation, start_activation=start, radius90=radius)
+        neuron = SimpleNamespace(activation=activation, start_activation=start, effective_radius=radius,
+                                 size=40)
         return SimpleNamespace(live=False, file=None, ratio=None,
                                unit=SimpleNamespace(records=SimpleNamespace(neuron=neuron)))
 
     stats = measure_layer([tile(5.0, 1.0, 10.0), tile(7.0, 2.0, 14.0), tile(0.0, 0.7, 60.0)], 8)
-    assert (stats.neuron_images, stats.neuron_radius, stats.neuron_fraction) == (2, 12.0, 3.0)
+    assert (stats.neuron_images, stats.effective_radius, stats.effective_fraction) == (2, 12.0, 3.0)
+    assert stats.neuron_side == 40
 
 
 def test_a_diverse_image_under_a_third_of_the_channel_image_is_labelled_failed():

@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load_model": "models", "LoadedModel": "models",
-    "render": "api", "RenderResult": "api", "score": "api", "channel_means": "api",
+    "render": "api", "RenderResult": "api", "score": "api", "gradient": "api", "channel_means": "api",
     "Recipe": "engine.recipes", "get_recipe": "engine.recipes",
     "Pixel": "engine.param", "Fourier": "engine.param",
     "Jitter": "engine.transforms", "Scale": "engine.transforms", "Rotate": "engine.transforms",
@@ -30,13 +30,13 @@ _EXPORTS = {
 }
 __all__ = [
     "Adam", "AtlasError", "Fourier", "Jitter", "LoadedModel", "Pixel", "RMSProp", "Recipe", "RenderResult",
-    "Rotate", "Scale", "__version__", "channel_means", "get_recipe", "load_model", "objectives", "render",
-    "score",
+    "Rotate", "Scale", "__version__", "channel_means", "get_recipe", "gradient", "load_model", "objectives",
+    "render", "score",
 ]
 
 if TYPE_CHECKING:
     from . import objectives
-    from .api import RenderResult, channel_means, render, score
+    from .api import RenderResult, channel_means, gradient, render, score
     from .engine.optimizers import Adam, RMSProp
     from .engine.param import Fourier, Pixel
     from .engine.recipes import Recipe, get_recipe

@@ -157,6 +157,25 @@ def score(model: LoadedModel, objective: Objective, images: np.ndarray) -> np.nd
     return renderer.measure(images, objective.template(), arrays)
 
 
+def gradient(model: LoadedModel, objective: Objective, images: np.ndarray) -> np.ndarray:
+    """The gradient of the objective on each uint8 image (true ReLU, no warp) with respect to its
+    pixels: where, and how strongly, the image's pixels move the objective.
+
+    Args:
+        model: From ``load_model``.
+        objective: The objective.
+        images: (N, H, W, channels) uint8; the images form one group.
+
+    Returns:
+        (N, H, W, channels) float64, per 0-255 pixel unit.
+    """
+    size = images.shape[1:3]
+    _validate(model, objective, size)
+    renderer = _renderer(model, objective.layer, objective.template(), get_recipe("lucid"), size)
+    arrays = batch_arrays([objective] * len(images), [0] * len(images))
+    return renderer.gradient(images, objective.template(), arrays)
+
+
 def channel_means(model: LoadedModel, layer: str, images: np.ndarray) -> np.ndarray:
     """Mean activation (after ReLU) of every filter of ``layer`` for each uint8 image.
 

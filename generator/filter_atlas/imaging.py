@@ -33,6 +33,12 @@ def webp_bytes(image: np.ndarray, method: int = 6) -> bytes:
     return buffer.getvalue()
 
 
+def as_saved(image: np.ndarray) -> np.ndarray:
+    """The pixels a view's file holds: ``image`` through its WebP encoding (``webp_bytes``) and back."""
+    with Image.open(io.BytesIO(webp_bytes(image))) as saved:
+        return np.asarray(saved.convert("RGB"))
+
+
 def thumbnail(image: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
     """``image`` resized (Lanczos) so that its longer side is ``side``; the aspect is kept."""
     h, w = image.shape[:2]

@@ -28,9 +28,10 @@ class LayerStats:
     frequency: float | None
     colourfulness: float | None
     ratio: float | None  # achieved activation / best natural-photo activation
-    neuron_radius: float | None = None  # neuron view: px around the centre holding 90% of the contrast
-    neuron_fraction: float | None = None  # that radius's diameter over the receptive field side
+    effective_radius: float | None = None  # neuron view: px around the centre holding 90% of its gradient
+    effective_fraction: float | None = None  # that radius's diameter over the receptive field side
     neuron_images: int = 0  # the neuron images measured (failed ones are no result)
+    neuron_side: int | None = None  # their side (px): a radius cannot reach past the image
 
 
 def image_stats(path: Path) -> tuple[float, float]:

@@ -156,6 +156,20 @@ class Renderer:
                                     self._weights)
         return np.asarray(ops.convert_to_numpy(means), dtype="float64")
 
+    def gradient(self, images: np.ndarray, template: tuple, arrays: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Gradient of each uint8 image's objective (true ReLU, no warp) with respect to its pixels,
+        per 0-255 unit: (B, H, W, channels) float64."""
+        key = ("gradient", template)
+        if key not in self._values:
+            def total(images01, indices, coefs, groups, weights):
+                per_image = self._objective(template, images01, indices, coefs, groups, False, weights)
+                return ops.sum(per_image), per_image
+
+            self._values[key] = backend.jit(backend.value_and_grad(total))
+        _, grad = self._values[key](ops.convert_to_tensor(images.astype("float32") / 255.0),
+                                    *(ops.convert_to_tensor(a) for a in arrays), self._weights)
+        return np.asarray(ops.convert_to_numpy(grad), dtype="float64") / 255.0
+
     def measure(self, images: np.ndarray, template: tuple, arrays: tuple[np.ndarray, ...]) -> np.ndarray:
         """Objective value of each uint8 image (true ReLU, no warp): (B,) float64."""
         if template not in self._values:

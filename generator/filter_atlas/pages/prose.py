@@ -1,5 +1,5 @@
 """Sentences the pages state from the measurements alone: what the spatial frequencies and the
-neuron views' radii do from shallow to deep (empty where fewer than two layers are measured)."""
+neuron views' effective radii do from shallow to deep (empty where fewer than two layers are measured)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def frequency_summary(atlas: Arrangement) -> Markup:
     if high - low < 0.25 * high:
         return Markup(f"The mean spatial frequency barely moves ({low:g} to {high:g} cycles/px across "
                       "the layers): on tiled channel images this measure does not show the progression, "
-                      "which is why the neuron view below measures the size of one pattern instead.")
+                      "which is why the neuron view below measures how far one position looks instead.")
     falls = values[-1] < values[0]
     return Markup(f"The mean spatial frequency goes from {values[0]:g} cycles/px at {found[0][0]} to "
                   f"{values[-1]:g} at {found[-1][0]}" + (", coarser with depth." if falls else
@@ -34,28 +34,27 @@ def frequency_summary(atlas: Arrangement) -> Markup:
 
 
 def neuron_summary(atlas: Arrangement) -> Markup:
-    """What the neuron-view radii show, in absolute terms and relative to the receptive field."""
+    """What the neuron views' effective radii show, in pixels and against the receptive field."""
     trend = [(str(markdown_text(name)), *rest) for name, *rest in neuron_trend(atlas)]
     if len(trend) < 2:
         return Markup()
     radii = [r for _, r, _, _ in trend]
-    rises = all(b >= a for a, b in itertools.pairwise(radii))
+    rises = all(b > a for a, b in itertools.pairwise(radii))
     first, last = trend[0], trend[-1]
-    text = (f"The median 90% radius goes from {first[1]:g} px at {first[0]} to {last[1]:g} px at "
-            f"{last[0]}, " + ("growing at every step." if rises else
-                              "but not at every step: the growth is not monotonic here."))
+    text = (f"The median effective radius goes from {first[1]:g} px at {first[0]} to {last[1]:g} px at "
+            f"{last[0]}, " + ("growing at every layer: deeper filters look at larger regions." if rises
+                              else "but not at every layer: the growth is not monotonic here."))
     fractions = [f for _, _, f, _ in trend if f is not None]
     if len(fractions) == len(trend):
-        shrinks = fractions[-1] < fractions[0]
-        text += (f" Relative to the receptive field it goes from {fractions[0]:g} to {fractions[-1]:g} "
-                 "(diameter over field side): " + (
-                     "deep filters use a smaller share of what they could see, in part because the "
-                     "deep fields are larger than the rendered image." if shrinks else
-                     "the patterns fill at least as much of their field at depth as in the first "
-                     "layers."))
-    if first[1] > 2 * (first[3] or 0):
-        text += (f" At {first[0]} the radius is far larger than the {first[3]} px field: the Fourier "
-                 "parameterization and the random jitter, scale and rotation spread a "
-                 "few-pixel pattern over a wider disc, so the shallowest radii overstate the "
-                 "pattern's size.")
+        low, high = min(fractions), max(fractions)
+        text += (f" Its diameter is {low:g} to {high:g} of the receptive field's side"
+                 + (": under the whole field at every layer, the pixels that move a position crowd "
+                    "toward the centre of what it could see." if high < 1 else "."))
+    wider = [(str(markdown_text(layer.name)), s.neuron_side) for layer in atlas.layers
+             if (s := layer.stats.get(atlas.primary)) and s.neuron_side and layer.receptive_field
+             and layer.receptive_field > s.neuron_side]
+    if wider:
+        names = ", ".join(n for n, _ in wider[:-1]) + (" and " if len(wider) > 1 else "") + wider[-1][0]
+        text += (f" At {names} the receptive field is wider than the {wider[0][1]} px neuron image, so "
+                 "there the image, not the field, bounds the radius.")
     return Markup(text)

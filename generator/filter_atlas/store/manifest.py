@@ -61,7 +61,25 @@ def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema": 3, "filters": filters}
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 3 -> 4: ``radius90`` (the radius holding 90% of a neuron image's deviation from grey:
+    the spread of the parameterization, about the same at every layer; null in other views) is
+    dropped. The neuron view's ``effective_radius`` (its gradient's) needs the model, so that view
+    is made stale (an empty key): the next render measures it."""
+    filters = []
+    for entry in data.get("filters", []):
+        views = entry.get("views") if isinstance(entry, dict) else None
+        if isinstance(views, dict):
+            views = {name: {k: v for k, v in record.items() if k != "radius90"} if isinstance(record, dict)
+                     else record for name, record in views.items()}
+            if isinstance(views.get("neuron"), dict):
+                views["neuron"]["key"] = ""
+            entry = {**entry, "views": views}
+        filters.append(entry)
+    return {**data, "schema": 4, "filters": filters}
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def _not_a_number(constant: str) -> None:

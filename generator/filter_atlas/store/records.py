@@ -13,7 +13,7 @@ from ..naming import Identity
 from ..spec import MODEL_FILES
 from ..views import VIEWS, ImageRecord, Record
 
-SCHEMA = 3  # 3: natural patches drawn from the set's shared copies
+SCHEMA = 4  # 4: the neuron view's effective radius replaces its contrast radius
 LISTED = 100  # natural sets up to this size are listed image by image in the manifest
 
 

@@ -64,7 +64,7 @@ class ImageRecord(Record, frozen=True):
     sha256: str | None
     run: str
     crop: tuple[int, ...] | None = None
-    radius90: float | None = None  # neuron: radius (px) holding 90% of the deviation from grey
+    effective_radius: float | None = None  # neuron: px around the centre holding 90% of its gradient
     width: int | None = None  # a non-square image's width (``size`` is then its height)
 
     def files(self) -> list[tuple[str, str | None]]:
