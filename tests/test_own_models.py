@@ -130,6 +130,12 @@ def test_grayscale_model_with_depthwise_separable_and_unsafe_names(models, tmp_p
             assert image.size == (28, 28) and np.abs(grey - grey[..., :1]).max() <= 1
     folders = {e["views"]["channel"]["image"].split("/")[1] for e in live}
     assert len(folders) == len({e["layer"] for e in live})  # own folders
+    code = run("render", "--model", models["gray"], "--layers", "first conv", "--filters", "1,2", "--out",
+               docs / "atlas", "--steps", "4", "--views", "channel,neuron", "--quiet")
+    assert code == 0, capsys.readouterr().err
+    for e in entries(docs / "atlas"):  # measured on its one channel: a 3x3 field, at most a corner away
+        if e["layer"] == "first conv" and not e["dead"]:
+            assert 0 < e["views"]["neuron"]["effective_radius"] <= 2 ** 0.5 + 0.01
     build_site(capsys, docs, tmp_path)
 
 

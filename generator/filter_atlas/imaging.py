@@ -34,8 +34,11 @@ def webp_bytes(image: np.ndarray, method: int = 6) -> bytes:
 
 
 def as_saved(image: np.ndarray) -> np.ndarray:
-    """The pixels a view's file holds: ``image`` through its WebP encoding (``webp_bytes``) and back."""
+    """The pixels a view's file holds: ``image`` through its WebP encoding (``webp_bytes``) and back,
+    with ``image``'s channels (WebP stores one channel in all three)."""
     with Image.open(io.BytesIO(webp_bytes(image))) as saved:
+        if image.ndim == 3 and image.shape[-1] == 1:
+            return np.asarray(saved.convert("L"))[..., None]
         return np.asarray(saved.convert("RGB"))
 
 
