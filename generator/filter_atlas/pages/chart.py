@@ -31,7 +31,7 @@ def progression_chart(atlas: Arrangement) -> str:
               panel("Mean spatial frequency (cycles/px)", "frequency"),
               panel("Colourfulness", "colourfulness"),
               panel("Activation / best natural photo", "ratio", log=True),
-              panel("Neuron view: effective radius (px)", "effective_radius", log=True)]
+              panel("Effective radius (px)", "effective_radius", log=True)]
     return chart_svg([layer.name for layer in layers],
                      [p for p in panels if any(v is not None for s in p.series for v in s.values)])
 
