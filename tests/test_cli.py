@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+import tomllib
 from filter_atlas.api import compiled
 from filter_atlas.engine.recipes import LUCID
 from filter_atlas.keys import cache_key
 
-from .conftest import DEAD_FILTER, read_images
+from .conftest import DEAD_FILTER, REPO, read_images
 
 SMALL = ("--size", "32", "--steps", "6", "--recipe", "lucid", "--views", "channel")
 
@@ -29,6 +31,20 @@ def test_layers_lists_every_conv_layer(cli, weights_path):
     assert len(rows) == 13
     assert rows[0] == ["block1_conv1", "64"] and rows[-1] == ["block5_conv3", "512"]
     assert "(14, 14, 512)" in out.splitlines()[-1]
+
+
+def test_the_committed_atlas_is_fresh_for_the_committed_config(cli, weights_path, tmp_path):
+    """README's first command renders nothing on a fresh clone: every view of every filter the
+    config selects is in the committed atlas under the key a render computes now (a view whose
+    code or measure changed without its images being rendered or measured again would be stale)."""
+    config = REPO / "pyproject.toml"
+    layers = tomllib.loads(config.read_text())["tool"]["filter-atlas"]["layers"]
+    shutil.copytree(REPO / "docs/atlas", tmp_path / "atlas")  # a copy: the repository stays untouched
+    code, out, err = cli("render", "--config", config, "--weights", weights_path, "--out", tmp_path / "atlas",
+                         "--quiet")
+    assert code == 0, err
+    assert f"rendered 0, skipped {6 * len(layers)} fresh" in out
+    assert manifest(tmp_path / "atlas") == manifest(REPO / "docs/atlas")
 
 
 def test_render_writes_images_thumbnails_and_manifest(cli, weights_path, vgg16, tmp_path):
