@@ -65,7 +65,7 @@ def test_repository_config_is_the_classic_atlas():
     spec = build_spec(config, {})
     assert spec.layers == ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1",
                            "block3_conv2", "block3_conv3", "block4_conv1", "block4_conv2", "block4_conv3",
-                           "block5_conv1", "block5_conv2")
+                           "block5_conv1", "block5_conv2", "block5_conv3")
     assert spec.selection == Selection(sample=6) and spec.size == (224, 224) and spec.model == "vgg16"
 
 
