@@ -613,8 +613,11 @@ def test_serve_serves_the_site_in_one_line(tmp_path):
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     address = f"127.0.0.1:{port}"
+    # Ctrl+C as a terminal delivers it: a runner that started the tests in the background (`cmd &`
+    # in a script) passes SIGINT on ignored, and Python then installs no KeyboardInterrupt handler.
     server = subprocess.Popen([sys.executable, "-m", "filter_atlas", "serve", "--dev-addr", address],
-                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for _ in range(300):
             try:
